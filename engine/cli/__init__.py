@@ -1,0 +1,18 @@
+"""The command line: ``salescycle`` and its sub-commands."""
+
+from engine.cli import (  # noqa: F401  (each module registers its commands)
+    contacts_commands,
+    db_commands,
+    demo_commands,
+    pipeline_commands,
+    workspace_commands,
+)
+from engine.cli.app import app
+
+
+def main() -> None:
+    """Entry point of the ``salescycle`` console script."""
+    app()
+
+
+__all__ = ["app", "main"]

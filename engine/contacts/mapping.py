@@ -1,0 +1,161 @@
+"""The CRM mapping of ``config/crm.yaml``: export columns onto contact, owner and account fields."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from engine.errors import Problem, WorkspaceError
+from engine.stages import Pipeline
+from engine.workspace import Workspace, line_of, load_yaml, suggest, validation_problems
+
+CRM_FILE = "config/crm.yaml"
+ATTRIBUTE_NAME = r"^[a-z][a-z0-9_]*$"
+AttributeType = Literal["string", "int", "float", "bool", "date"]
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Columns = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class ContactColumns(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Columns = Field(min_length=1)
+    crm_id: Columns = []
+    first_name: Columns = []
+    last_name: Columns = []
+    title: Columns = []
+    phone: Columns = []
+    stage: Columns = []
+    timezone: Columns = []
+    locale: Columns = []
+
+
+class OwnerColumns(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Columns = []
+    name: Columns = []
+
+
+class AccountColumns(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    crm_id: Columns = []
+    name: Columns = []
+    domain: Columns = []
+    industry: Columns = []
+    country: Columns = []
+    employees: Columns = []
+
+
+class AttributeSpec(BaseModel):
+    """A typed custom field and the columns it may come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: AttributeType = "string"
+    columns: Columns = Field(min_length=1)
+
+
+AttributeMap = dict[Annotated[str, Field(pattern=ATTRIBUTE_NAME)], AttributeSpec]
+
+
+class CrmFile(BaseModel):
+    """The whole of ``config/crm.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    contact: ContactColumns
+    owner: OwnerColumns = OwnerColumns()
+    account: AccountColumns = AccountColumns()
+    attributes: AttributeMap = {}
+    account_attributes: AttributeMap = {}
+    stages: dict[str, str] = {}
+
+
+def header_key(name: str) -> str:
+    """How headers are compared: without case, surrounding space or repeated spaces."""
+    return re.sub(r"\s+", " ", name.replace("\ufeff", "")).strip().casefold()
+
+
+@dataclass(frozen=True)
+class CrmMapping:
+    """A validated mapping, ready to bind to one file's header."""
+
+    spec: CrmFile
+    stage_names: dict[str, str]  # header_key(CRM stage name or stage id) -> stage id
+
+    def stage_for(self, value: str) -> str | None:
+        """The workspace stage a CRM stage name stands for, or ``None`` when unknown."""
+        return self.stage_names.get(header_key(value))
+
+    def field_columns(self) -> dict[str, list[str]]:
+        """``"contact.email" -> [aliases]`` for every mapped field, custom ones included."""
+        fields: dict[str, list[str]] = {}
+        for group in ("contact", "owner", "account"):
+            model: BaseModel = getattr(self.spec, group)
+            for name, aliases in model.model_dump().items():
+                if aliases:
+                    fields[f"{group}.{name}"] = aliases
+        for name, attribute in self.spec.attributes.items():
+            fields[f"attributes.{name}"] = attribute.columns
+        for name, attribute in self.spec.account_attributes.items():
+            fields[f"account.attributes.{name}"] = attribute.columns
+        return fields
+
+
+def load_mapping(path: Path, workspace: Workspace, pipeline: Pipeline) -> CrmMapping:
+    """The mapping in ``path``; raises with every problem in it."""
+    mapping, problems = read_mapping(path, workspace, pipeline)
+    if problems or mapping is None:
+        raise WorkspaceError(problems)
+    return mapping
+
+
+def read_mapping(
+    path: Path, workspace: Workspace, pipeline: Pipeline | None
+) -> tuple[CrmMapping | None, list[Problem]]:
+    """The mapping plus every problem found in it (stage names checked when a pipeline is given)."""
+    shown = workspace.shown(path)
+    data, problems = load_yaml(path, shown)
+    if problems:
+        return None, problems
+    try:
+        spec = CrmFile.model_validate(data)
+    except ValidationError as exc:
+        return None, validation_problems(shown, data, exc, CrmFile)
+    problems = _duplicate_columns(spec, data, shown)
+    stage_names: dict[str, str] = {}
+    if pipeline is not None:
+        stage_names = {header_key(stage_id): stage_id for stage_id in pipeline.ids}
+        for name, stage_id in spec.stages.items():
+            if stage_id not in pipeline:
+                message = f"unknown stage '{stage_id}' for CRM stage '{name}'; "
+                message += suggest(stage_id, pipeline.ids)
+                problems.append(Problem(shown, line_of(data, ["stages", name]), message))
+            else:
+                stage_names[header_key(name)] = stage_id
+    return CrmMapping(spec, stage_names), problems
+
+
+def _duplicate_columns(spec: CrmFile, data: Any, shown: str) -> list[Problem]:
+    owner_of: dict[str, str] = {}
+    problems = []
+    for field_name, aliases in CrmMapping(spec, {}).field_columns().items():
+        for alias in aliases:
+            earlier = owner_of.setdefault(header_key(alias), field_name)
+            if earlier != field_name:
+                loc = field_name.split(".")
+                loc = [loc[0], ".".join(loc[1:])] if loc[0] == "attributes" else loc
+                message = f"column '{alias}' is mapped to both {earlier} and {field_name}"
+                problems.append(Problem(shown, line_of(data, loc), message))
+    return problems

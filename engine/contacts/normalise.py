@@ -1,0 +1,272 @@
+"""Turning one source record into clean contact, owner and account values, or a reason to reject it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from typing import Any
+from zoneinfo import available_timezones
+
+from babel import Locale
+from email_validator import EmailNotValidError, validate_email
+
+from engine.contacts.mapping import AttributeType, CrmMapping, header_key
+from engine.settings.model import LOCALE_PATTERN
+
+_TRUE = {"true", "yes", "y", "1", "x", "ja", "sand"}
+_FALSE = {"false", "no", "n", "0", "nej", "falsk"}
+_DOMAIN_PREFIX = re.compile(r"^(?:https?://)?(?:www\.)?", re.IGNORECASE)
+
+
+class RejectedRow(ValueError):
+    """A row that cannot be imported; the message is the reason written to the rejects file."""
+
+
+@dataclass(slots=True)
+class AccountValues:
+    """An account as one row describes it, with the key it is matched by."""
+
+    key: tuple[str, str]  # ("crm_id" | "domain" | "name", value)
+    fields: dict[str, Any]
+    attributes: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ImportRow:
+    """One importable row."""
+
+    line: int
+    email: str
+    crm_id: str | None
+    fields: dict[str, Any]  # contact columns other than email, crm_id and stage
+    stage: str | None
+    attributes: dict[str, Any]  # mapped custom fields; None means "blank in the file"
+    owner: dict[str, Any] | None = None
+    account: AccountValues | None = None
+    raw: list[str] = field(default_factory=list)  # the cells as read, for the rejects file
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Which header key each mapped field reads, for one set of available keys."""
+
+    columns: dict[str, str]  # field -> header key
+
+    @classmethod
+    def bind(cls, mapping: CrmMapping, available: Collection[str]) -> Binding:
+        """The first alias of every field that is present among ``available``."""
+        columns = {}
+        for field_name, aliases in mapping.field_columns().items():
+            for alias in aliases:
+                if header_key(alias) in available:
+                    columns[field_name] = header_key(alias)
+                    break
+        return cls(columns)
+
+    def unused(self, available: Collection[str]) -> list[str]:
+        """Header keys no field reads (reported to the user as ignored columns)."""
+        used = set(self.columns.values())
+        return [key for key in available if key not in used]
+
+
+class RowNormaliser:
+    """Validates and converts records against a mapping; one instance per import."""
+
+    def __init__(self, mapping: CrmMapping) -> None:
+        self.mapping = mapping
+        self.attribute_types = {n: a.type for n, a in mapping.spec.attributes.items()}
+        self.account_attribute_types = {
+            n: a.type for n, a in mapping.spec.account_attributes.items()
+        }
+
+    def normalise(self, line: int, values: dict[str, str], binding: Binding) -> ImportRow:
+        """The clean row, or :class:`RejectedRow` with the reason."""
+        cells = {f: values.get(key, "").strip() for f, key in binding.columns.items()}
+        email = normalise_email(cells.get("contact.email", ""))
+        stage = self._stage(cells.get("contact.stage", ""))
+        contact: dict[str, Any] = {}
+        for name in ("first_name", "last_name", "title", "phone"):
+            if f"contact.{name}" in cells:
+                contact[name] = cells[f"contact.{name}"] or None
+        if "contact.timezone" in cells:
+            contact["timezone"] = _timezone(cells["contact.timezone"])
+        if "contact.locale" in cells:
+            contact["locale"] = _locale(cells["contact.locale"])
+        attributes = _typed(cells, "attributes.", self.attribute_types)
+        return ImportRow(
+            line=line,
+            email=email,
+            crm_id=cells.get("contact.crm_id") or None,
+            fields=contact,
+            stage=stage,
+            attributes=attributes,
+            owner=_owner(cells),
+            account=self._account(cells),
+        )
+
+    def _stage(self, value: str) -> str | None:
+        if not value:
+            return None
+        stage = self.mapping.stage_for(value)
+        if stage is None:
+            valid = sorted(set(self.mapping.stage_names.values()))
+            raise RejectedRow(f"unknown stage '{value}'; valid: {', '.join(valid)}")
+        return stage
+
+    def _account(self, cells: dict[str, str]) -> AccountValues | None:
+        crm_id, name = cells.get("account.crm_id", ""), cells.get("account.name", "")
+        domain = _domain(cells.get("account.domain", ""))
+        if crm_id:
+            key = ("crm_id", crm_id)
+        elif domain:
+            key = ("domain", domain)
+        elif name:
+            key = ("name", name.casefold())
+        else:
+            return None
+        fields: dict[str, Any] = {"name": name} if name else {}
+        if "account.domain" in cells:
+            fields["domain"] = domain or None
+        if "account.industry" in cells:
+            fields["industry"] = cells["account.industry"] or None
+        if "account.country" in cells:
+            fields["country"] = _country(cells["account.country"])
+        if "account.employees" in cells:
+            fields["employees"] = _convert(cells["account.employees"], "int", "account.employees")
+        attributes = _typed(cells, "account.attributes.", self.account_attribute_types)
+        return AccountValues(key, fields, attributes)
+
+
+def normalise_email(value: str) -> str:
+    """The address as stored: validated by email-validator (no DNS look-up) and lower-cased."""
+    if not value:
+        raise RejectedRow("missing email")
+    local, at, domain = value.rpartition("@")
+    if at and len(local) <= 64 and len(value) <= 254 and _PLAIN_LOCAL_PART.fullmatch(local):
+        # Most addresses have a plain ASCII local part; their domain (shared by a whole
+        # account) is the costly part of validation, so it is validated once per domain.
+        return f"{local}@{_validated_domain(domain)}".lower()
+    return _validated_address(value)
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_LOCAL_PART = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+
+
+@lru_cache(maxsize=65536)
+def _validated_domain(domain: str) -> str:
+    try:
+        checked = validate_email(f"postmaster@{domain}", check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise RejectedRow(f"invalid email domain '{domain}': {exc}") from None
+    return checked.domain
+
+
+@lru_cache(maxsize=1024)
+def _validated_address(value: str) -> str:
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise RejectedRow(f"invalid email '{value}': {exc}") from None
+    return checked.normalized.lower()
+
+
+def _owner(cells: dict[str, str]) -> dict[str, Any] | None:
+    email = cells.get("owner.email", "")
+    if not email:
+        return None
+    try:
+        owner_email = normalise_email(email)
+    except RejectedRow as exc:
+        raise RejectedRow(f"owner: {exc}") from None
+    return {"email": owner_email, "name": cells.get("owner.name") or None}
+
+
+def _typed(cells: dict[str, str], prefix: str, types: dict[str, AttributeType]) -> dict[str, Any]:
+    return {
+        name: _convert(cells[prefix + name], kind, prefix + name)
+        for name, kind in types.items()
+        if prefix + name in cells
+    }
+
+
+def _convert(value: str, kind: AttributeType, where: str) -> Any:
+    if not value:
+        return None
+    try:
+        return _CONVERTERS[kind](value)
+    except (ValueError, KeyError):
+        raise RejectedRow(f"{where}: '{value}' is not a valid {kind}") from None
+
+
+def _bool(value: str) -> bool:
+    folded = value.casefold()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    raise ValueError(value)
+
+
+def _int(value: str) -> int:
+    cleaned = value.replace(" ", "").replace("_", "")
+    number = float(cleaned) if "." in cleaned else int(cleaned)
+    if isinstance(number, float) and not number.is_integer():
+        raise ValueError(value)
+    return int(number)
+
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "string": str,
+    "int": _int,
+    "float": float,
+    "bool": _bool,
+    "date": lambda v: date.fromisoformat(v[:10]).isoformat(),
+}
+
+
+def _domain(value: str) -> str:
+    return _DOMAIN_PREFIX.sub("", value.strip()).split("/", 1)[0].lower()
+
+
+@lru_cache(maxsize=1)
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _timezone(value: str) -> str | None:
+    if not value:
+        return None
+    if value not in _timezones():
+        raise RejectedRow(f"unknown timezone '{value}'; use an IANA name such as Europe/Oslo")
+    return value
+
+
+def _locale(value: str) -> str | None:
+    if not value:
+        return None
+    if not LOCALE_PATTERN.match(value):
+        raise RejectedRow(f"'{value}' is not a locale; use a code such as en, da or sv_SE")
+    language, _, region = value.replace("-", "_").partition("_")
+    return f"{language.lower()}_{region.upper()}" if region else language.lower()
+
+
+@lru_cache(maxsize=1)
+def _country_codes() -> dict[str, str]:
+    names = Locale("en").territories
+    codes = {code.casefold(): code for code in names if len(code) == 2 and code.isalpha()}
+    codes.update({name.casefold(): code for code, name in names.items() if code in codes.values()})
+    return codes
+
+
+@lru_cache(maxsize=4096)
+def _country(value: str) -> str | None:
+    if not value:
+        return None
+    code = _country_codes().get(value.strip().casefold())
+    if code is None:
+        raise RejectedRow(f"unknown country '{value}'; use an ISO 3166 code such as DK or SE")
+    return code

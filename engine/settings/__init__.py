@@ -1,0 +1,13 @@
+"""Settings: defaults, then ``config/settings.yaml``, then ``SALESCYCLE_*`` variables."""
+
+from engine.settings.loading import SETTINGS_FILE, load_settings, read_settings
+from engine.settings.model import CompanySettings, ImportSettings, Settings
+
+__all__ = [
+    "SETTINGS_FILE",
+    "CompanySettings",
+    "ImportSettings",
+    "Settings",
+    "load_settings",
+    "read_settings",
+]

@@ -1,0 +1,135 @@
+"""Shared pytest fixtures.
+
+Service fixtures (PostgreSQL, Redis)
+------------------------------------
+The suite starts its own throw-away servers (see ``tests/_services.py``); nothing
+has to be running beforehand.  Set ``SALESCYCLE_TEST_POSTGRES_URL`` /
+``SALESCYCLE_TEST_REDIS_URL`` to use existing servers instead.
+
+* ``postgres_server`` / ``redis_server`` (session): the servers.
+* ``postgres_url`` (function): URL of a fresh, empty database, dropped afterwards.
+* ``redis_url`` (function): URL of a Redis database flushed before the test.
+* ``database_url`` (function, params ``sqlite`` and ``postgresql``): run a test on both.
+
+Tests using them are marked ``postgres`` / ``redis`` automatically, so
+``pytest -m "not postgres"`` deselects them.  When a server cannot be had they
+are skipped on a laptop, but fail when ``CI`` is set: CI never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+import redis
+from _services import (
+    PostgresServer,
+    RedisServer,
+    ServiceStartError,
+    postgres_available,
+    redis_available,
+)
+
+POSTGRES_URL_ENV = "SALESCYCLE_TEST_POSTGRES_URL"
+REDIS_URL_ENV = "SALESCYCLE_TEST_REDIS_URL"
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if running_in_ci():
+        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgres: needs a PostgreSQL server (started by fixtures)")
+    config.addinivalue_line("markers", "redis: needs a Redis server (started by fixtures)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselection looks at the markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("database_url") == "postgresql"
+        if "postgres_server" in fixtures or on_postgres:
+            item.add_marker(pytest.mark.postgres)
+        if "redis_server" in fixtures:
+            item.add_marker(pytest.mark.redis)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    try:
+        if external := os.environ.get(POSTGRES_URL_ENV):
+            server = PostgresServer.external(external)
+        else:
+            reason = postgres_available()
+            if reason is not None:
+                _unavailable(reason)
+            server = PostgresServer.start(tmp_path_factory.mktemp("postgres"))
+    except ServiceStartError as exc:
+        _unavailable(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    try:
+        if external := os.environ.get(REDIS_URL_ENV):
+            server = RedisServer.external(external)
+            try:
+                with redis.Redis.from_url(server.url) as client:
+                    client.ping()
+            except redis.ConnectionError as exc:
+                raise ServiceStartError(f"cannot connect to Redis at {server.url}: {exc}") from exc
+        else:
+            reason = redis_available()
+            if reason is not None:
+                _unavailable(reason)
+            server = RedisServer.start(tmp_path_factory.mktemp("redis"))
+    except ServiceStartError as exc:
+        _unavailable(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty database of its own, dropped after the test."""
+    name = f"salescycle_test_{uuid.uuid4().hex[:12]}"
+    url = postgres_server.create_database(name)
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """URL of a Redis database, emptied before the test."""
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
+    return redis_server.url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database on SQLite, then on PostgreSQL: the test must hold on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/salescycle.db"
+    # Requested lazily so the sqlite variant never starts PostgreSQL.
+    url: str = request.getfixturevalue("postgres_url")
+    return url
