@@ -15,7 +15,9 @@ db_app = typer.Typer(help="Database migrations (SQLite or SALESCYCLE_DATABASE_UR
 app.add_typer(db_app, name="db")
 
 
-@db_app.command("upgrade", epilog="Example: SALESCYCLE_DATABASE_URL=postgresql://... salescycle db upgrade")
+@db_app.command(
+    "upgrade", epilog="Example: SALESCYCLE_DATABASE_URL=postgresql://... salescycle db upgrade"
+)
 def db_upgrade(
     workspace: WorkspaceOption = Path(),
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
@@ -37,7 +39,9 @@ def db_upgrade(
 
 @db_app.command("downgrade", epilog="Example: salescycle db downgrade base")
 def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, or 'base' to drop every table.")],
+    revision: Annotated[
+        str, typer.Argument(help="Target revision, or 'base' to drop every table.")
+    ],
     workspace: WorkspaceOption = Path(),
 ) -> None:
     """Revert migrations down to a revision."""

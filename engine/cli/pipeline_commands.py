@@ -29,10 +29,10 @@ def pipeline(workspace: WorkspaceOption = Path(), as_json: JsonOption = False) -
 def print_pipeline(report: PipelineReport, runtime: Runtime) -> None:
     """The pipeline as a table: one row per stage, one column per owner."""
     table = Table(title=f"pipeline: {report.total} contacts", title_justify="left")
-    table.add_column("stage")
-    table.add_column("contacts", justify="right")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("all", justify="right")
     for owner in report.owners:
-        table.add_column(owner.split("@")[0], justify="right")
+        table.add_column(report.owner_names[owner].split(" ")[0], justify="right")
     for stage in report.stages:
         name = runtime.pipeline.get(stage).name if stage in runtime.pipeline else f"{stage} (?)"
         row = [str(report.counts.get((stage, o), 0)) for o in report.owners]
@@ -40,4 +40,5 @@ def print_pipeline(report: PipelineReport, runtime: Runtime) -> None:
     table.add_section()
     totals = [str(report.owner_total(o)) for o in report.owners]
     table.add_row("all stages", str(report.total), *totals)
+    table.caption = "owners: " + ", ".join(f"{report.owner_names[o]} <{o}>" for o in report.owners)
     stdout.print(table)

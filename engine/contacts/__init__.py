@@ -1,6 +1,6 @@
 """Contacts: CRM mapping, streamed import with rejects, and reading a contact back."""
 
-from engine.contacts.importer import ContactImporter, ImportSummary, utc_now
+from engine.contacts.importer import ContactImporter, ImportSummary
 from engine.contacts.lookup import ContactView, TimelineEntry, find_contact
 from engine.contacts.mapping import CRM_FILE, CrmMapping, load_mapping, read_mapping
 from engine.contacts.reader import FileFormat
@@ -15,7 +15,6 @@ __all__ = [
     "ContactImporter",
     "FileFormat",
     "ImportSummary",
-    "utc_now",
     # lookup
     "ContactView",
     "TimelineEntry",

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from engine.clock import Clock, utc_now
+from engine.contacts.batches import PARALLEL_FROM_BYTES, read_batches, read_batches_in_child
 from engine.contacts.mapping import CrmMapping, header_key
-from engine.contacts.normalise import Binding, ImportRow, RejectedRow, RowNormaliser
-from engine.contacts.reader import FileFormat, RecordSource, SourceRecord, detect_format
+from engine.contacts.normalise import Binding, ImportRow
+from engine.contacts.reader import FileFormat, detect_format
 from engine.contacts.rejects import RejectsWriter
-from engine.contacts.seen import SeenKeys
 from engine.contacts.upsert import BatchOutcome, BatchUpserter
+from engine.errors import InputFileError
 from engine.stages import Pipeline
 
-Clock = Callable[[], datetime]
 Progress = Callable[[int, int], None]  # (bytes read, total bytes)
-
-
-def utc_now() -> datetime:
-    """The current instant in UTC."""
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -68,12 +63,11 @@ class ContactImporter:
         engine: Engine,
         pipeline: Pipeline,
         mapping: CrmMapping,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
         clock: Clock = utc_now,
     ) -> None:
         self.engine = engine
         self.pipeline = pipeline
-        self.normaliser = RowNormaliser(mapping)
         self.mapping = mapping
         self.batch_size = batch_size
         self.clock = clock
@@ -84,62 +78,36 @@ class ContactImporter:
         rejects_path: Path,
         file_format: FileFormat | None = None,
         progress: Progress | None = None,
+        parallel: bool | None = None,
     ) -> ImportSummary:
-        """Import ``path``; bad rows go to ``rejects_path`` with their line and reason."""
+        """Import ``path``; bad rows go to ``rejects_path`` with their line and reason.
+
+        ``parallel`` reads in a child process (default: for files over 8 MiB).
+        """
         started = time.perf_counter()
         summary = ImportSummary(file=str(path))
-        with (
-            RecordSource(path, detect_format(path, file_format)) as source,
-            RejectsWriter(rejects_path, lambda: _rejects_header(source)) as rejects,
-            SeenKeys() as seen,
-        ):
-            for batch in self._batches(source, summary, rejects):
-                summary.add(self._apply(_drop_duplicates(batch, seen, rejects), rejects))
+        fmt = detect_format(path, file_format)
+        if not path.is_file():
+            raise InputFileError(f"{path}: no such file")
+        size = path.stat().st_size
+        if parallel is None:
+            parallel = size >= PARALLEL_FROM_BYTES
+        reader = read_batches_in_child if parallel else read_batches
+        header: list[str] = []
+        with RejectsWriter(rejects_path, lambda: _rejects_header(fmt, header)) as rejects:
+            for batch in reader(path, fmt, self.mapping, self.batch_size):
+                header[:] = batch.header
+                summary.rows += batch.records
+                for line, reason, raw in batch.rejects:
+                    rejects.write(line, reason, raw)
+                summary.add(self._apply(batch.rows, rejects))
                 if progress is not None:
-                    progress(source.bytes_read, source.size)
+                    progress(batch.bytes_read, size)
             summary.rejected = rejects.count
             summary.rejects_file = str(rejects_path) if rejects.count else None
-            summary.ignored_columns = self._ignored_columns(source.header)
+        summary.ignored_columns = self._ignored_columns(header)
         summary.seconds = time.perf_counter() - started
         return summary
-
-    def _batches(
-        self, source: RecordSource, summary: ImportSummary, rejects: RejectsWriter
-    ) -> Iterator[list[ImportRow]]:
-        batch: list[ImportRow] = []
-        bindings: dict[frozenset[str], Binding] = {}
-        for record in source.records():
-            summary.rows += 1
-            row = self._normalise(record, bindings, rejects)
-            if row is not None:
-                batch.append(row)
-            if len(batch) >= self.batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    def _normalise(
-        self, record: SourceRecord, bindings: dict[frozenset[str], Binding], rejects: RejectsWriter
-    ) -> ImportRow | None:
-        if record.error is not None:
-            rejects.write(record.line, record.error, record.raw)
-            return None
-        available = frozenset(record.values)
-        binding = bindings.get(available)
-        if binding is None:
-            binding = bindings[available] = Binding.bind(self.mapping, available)
-        if "contact.email" not in binding.columns:
-            reason = "no email field (see contact.email in the mapping)"
-            rejects.write(record.line, reason, record.raw)
-            return None
-        try:
-            row = self.normaliser.normalise(record.line, record.values, binding)
-        except RejectedRow as exc:
-            rejects.write(record.line, str(exc), record.raw)
-            return None
-        row.raw = record.raw
-        return row
 
     def _ignored_columns(self, header: list[str]) -> list[str]:
         keys = [header_key(name) for name in header]
@@ -149,56 +117,23 @@ class ContactImporter:
     def _apply(self, rows: list[ImportRow], rejects: RejectsWriter) -> BatchOutcome:
         """Upsert one batch in one transaction; on a conflict, retry row by row."""
         try:
-            with self.engine.begin() as connection:
-                return self._upsert(connection, rows, rejects)
+            outcome = self._upsert(rows)
         except IntegrityError:
-            pass
-        total = BatchOutcome()
-        for row in rows:
-            try:
-                with self.engine.begin() as connection:
-                    total.merge(self._upsert(connection, [row], rejects))
-            except IntegrityError as exc:
-                rejects.write(row.line, f"conflicts with stored data: {exc.orig}", row.raw)
-        return total
-
-    def _upsert(
-        self, connection: Connection, rows: list[ImportRow], rejects: RejectsWriter
-    ) -> BatchOutcome:
-        upserter = BatchUpserter(connection, self.pipeline, self.clock())
-        outcome = upserter.apply(rows)
+            outcome = BatchOutcome()
+            for row in rows:
+                try:
+                    outcome.merge(self._upsert([row]))
+                except IntegrityError as exc:
+                    outcome.rejected.append((row, f"conflicts with stored data: {exc.orig}"))
         for row, reason in outcome.rejected:
             rejects.write(row.line, reason, row.raw)
         return outcome
 
-
-def _drop_duplicates(
-    rows: list[ImportRow], seen: SeenKeys, rejects: RejectsWriter
-) -> list[ImportRow]:
-    """Reject rows whose email or CRM id an earlier row of the file already used."""
-    earlier = seen.earlier_lines(key for row in rows for key in _row_keys(row))
-    accepted, added = [], []
-    for row in rows:
-        keys = _row_keys(row)
-        first = next((earlier[k] for k in keys if k in earlier), None)
-        if first is not None:
-            what = "email" if keys[0] in earlier else "CRM id"
-            rejects.write(row.line, f"duplicate {what}: already on line {first}", row.raw)
-            continue
-        earlier.update((k, row.line) for k in keys)
-        added.extend((k, row.line) for k in keys)
-        accepted.append(row)
-    seen.add(added)
-    return accepted
+    def _upsert(self, rows: list[ImportRow]) -> BatchOutcome:
+        with self.engine.begin() as connection:
+            return BatchUpserter(connection, self.pipeline, self.clock()).apply(rows)
 
 
-def _rejects_header(source: RecordSource) -> list[str]:
-    cells = source.header if source.format == "csv" else ["record"]
+def _rejects_header(file_format: FileFormat, header: list[str]) -> list[str]:
+    cells = header if file_format == "csv" else ["record"]
     return ["line", "reason", *cells]
-
-
-def _row_keys(row: ImportRow) -> list[str]:
-    keys = [f"e:{row.email}"]
-    if row.crm_id:
-        keys.append(f"c:{row.crm_id}")
-    return keys

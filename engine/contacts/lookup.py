@@ -44,9 +44,11 @@ class ContactView:
 
 def find_contact(connection: Connection, email: str) -> ContactView | None:
     """The contact with this email (case-insensitive), or ``None``."""
-    record = connection.execute(
-        select(contacts).where(contacts.c.email == email.strip().lower())
-    ).mappings().first()
+    record = (
+        connection.execute(select(contacts).where(contacts.c.email == email.strip().lower()))
+        .mappings()
+        .first()
+    )
     if record is None:
         return None
     contact = _plain(record)

@@ -1,10 +1,10 @@
-"""Turning one source record into clean contact, owner and account values, or a reason to reject it."""
+"""Turning one record into clean contact, owner and account values, or a reason to reject it."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -33,6 +33,9 @@ class AccountValues:
     fields: dict[str, Any]
     attributes: dict[str, Any]
 
+    def __reduce__(self) -> tuple[type[AccountValues], tuple[Any, ...]]:
+        return AccountValues, (self.key, self.fields, self.attributes)
+
 
 @dataclass(slots=True)
 class ImportRow:
@@ -46,30 +49,53 @@ class ImportRow:
     attributes: dict[str, Any]  # mapped custom fields; None means "blank in the file"
     owner: dict[str, Any] | None = None
     account: AccountValues | None = None
-    raw: list[str] = field(default_factory=list)  # the cells as read, for the rejects file
+    raw_text: str = ""  # the cells as read, joined by NUL (see raw), for the rejects file
+
+    @property
+    def raw(self) -> list[str]:
+        """The cells as read. NUL cannot occur in them: the csv module refuses it."""
+        return self.raw_text.split("\0")
+
+    def __reduce__(self) -> tuple[type[ImportRow], tuple[Any, ...]]:
+        # Rows cross to the writing process: an argument tuple with one string for the
+        # raw cells unpickles several times faster than slot-by-slot state and a list.
+        return ImportRow, (
+            self.line, self.email, self.crm_id, self.fields, self.stage,
+            self.attributes, self.owner, self.account, self.raw_text,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Binding:
-    """Which header key each mapped field reads, for one set of available keys."""
+    """Which column each mapped field reads, for one header (a CSV file, a JSON key set)."""
 
     columns: dict[str, str]  # field -> header key
+    positions: tuple[tuple[str, int], ...]  # field -> index of its column in the header
 
     @classmethod
-    def bind(cls, mapping: CrmMapping, available: Collection[str]) -> Binding:
-        """The first alias of every field that is present among ``available``."""
+    def bind(cls, mapping: CrmMapping, keys: Sequence[str]) -> Binding:
+        """The first alias of every field that is present among the header ``keys``."""
+        index: dict[str, int] = {}
+        for position, key in enumerate(keys):
+            index.setdefault(key, position)
         columns = {}
         for field_name, aliases in mapping.field_columns().items():
             for alias in aliases:
-                if header_key(alias) in available:
+                if header_key(alias) in index:
                     columns[field_name] = header_key(alias)
                     break
-        return cls(columns)
+        positions = tuple((name, index[key]) for name, key in columns.items())
+        return cls(columns, positions)
 
-    def unused(self, available: Collection[str]) -> list[str]:
+    def cells(self, row: Sequence[str]) -> dict[str, str]:
+        """The stripped value of every bound field in a row laid out like the header."""
+        width = len(row)
+        return {name: row[i].strip() if i < width else "" for name, i in self.positions}
+
+    def unused(self, keys: Sequence[str]) -> list[str]:
         """Header keys no field reads (reported to the user as ignored columns)."""
         used = set(self.columns.values())
-        return [key for key in available if key not in used]
+        return [key for key in keys if key not in used]
 
 
 class RowNormaliser:
@@ -82,9 +108,8 @@ class RowNormaliser:
             n: a.type for n, a in mapping.spec.account_attributes.items()
         }
 
-    def normalise(self, line: int, values: dict[str, str], binding: Binding) -> ImportRow:
-        """The clean row, or :class:`RejectedRow` with the reason."""
-        cells = {f: values.get(key, "").strip() for f, key in binding.columns.items()}
+    def normalise(self, line: int, cells: dict[str, str]) -> ImportRow:
+        """The clean row from ``cells`` (field -> stripped text), or :class:`RejectedRow`."""
         email = normalise_email(cells.get("contact.email", ""))
         stage = self._stage(cells.get("contact.stage", ""))
         contact: dict[str, Any] = {}
@@ -256,7 +281,7 @@ def _locale(value: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def _country_codes() -> dict[str, str]:
-    names = Locale("en").territories
+    names = {str(code): str(name) for code, name in Locale("en").territories.items()}
     codes = {code.casefold(): code for code in names if len(code) == 2 and code.isalpha()}
     codes.update({name.casefold(): code for code, name in names.items() if code in codes.values()})
     return codes

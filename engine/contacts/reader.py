@@ -21,10 +21,14 @@ _SNIFF_BYTES = 64 * 1024
 
 @dataclass(slots=True)
 class SourceRecord:
-    """One record as read: its first line, its values by header key, the raw cells for rejects."""
+    """One record as read: its first line and its cells, laid out like ``keys``.
+
+    A CSV record shares the file's header keys; a JSON Lines record brings its own.
+    """
 
     line: int
-    values: dict[str, str]
+    cells: list[str]
+    keys: list[str]
     raw: list[str]
     error: str | None = None
 
@@ -119,9 +123,9 @@ class RecordSource:
                 continue
             if len(row) > len(keys):
                 error = f"row has {len(row)} fields but the header has {len(keys)}"
-                yield SourceRecord(line, {}, row, error)
+                yield SourceRecord(line, [], keys, row, error)
                 continue
-            yield SourceRecord(line, dict(zip(keys, row, strict=False)), row)
+            yield SourceRecord(line, row, keys, row)
 
     def _sniff_delimiter(self) -> str:
         """The delimiter the header line uses most (headers rarely quote or nest them)."""
@@ -139,14 +143,16 @@ class RecordSource:
             try:
                 record = json.loads(content)
             except json.JSONDecodeError as exc:
-                yield SourceRecord(line, {}, [content.rstrip("\n")], f"invalid JSON: {exc.msg}")
+                error = f"invalid JSON: {exc.msg}"
+                yield SourceRecord(line, [], [], [content.rstrip("\n")], error)
                 continue
             if not isinstance(record, dict):
                 error = "expected a JSON object per line"
-                yield SourceRecord(line, {}, [content.rstrip("\n")], error)
+                yield SourceRecord(line, [], [], [content.rstrip("\n")], error)
                 continue
-            values = {header_key(str(k)): _json_text(v) for k, v in record.items()}
-            yield SourceRecord(line, values, [content.rstrip("\n")])
+            keys = [header_key(str(k)) for k in record]
+            cells = [_json_text(v) for v in record.values()]
+            yield SourceRecord(line, cells, keys, [content.rstrip("\n")])
 
 
 def _json_text(value: object) -> str:

@@ -31,7 +31,7 @@ class SeenKeys:
         for start in range(0, len(unique), _CHUNK):
             chunk = unique[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT key, line FROM seen WHERE key IN ({marks})"  # noqa: S608
+            query = f"SELECT key, line FROM seen WHERE key IN ({marks})"
             found.update(self._db.execute(query, chunk).fetchall())
         return found
 

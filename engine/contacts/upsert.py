@@ -11,10 +11,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from engine.contacts.normalise import AccountValues, ImportRow
 from engine.stages import Pipeline, StageChange, record_stage_changes
+from engine.storage.bulk import execute_many
 from engine.storage.schema import accounts, contacts, owners
 from engine.vocabulary import StageCause
 
@@ -126,7 +138,13 @@ class BatchUpserter:
         statement = insert(accounts).returning(c.id, c.crm_id, c.domain, c.name_key)
         ids = {}
         for new_id, crm_id, domain, name_key in self.connection.execute(statement, rows):
-            key = ("crm_id", crm_id) if crm_id else ("domain", domain) if domain else ("name", name_key)
+            key = (
+                ("crm_id", crm_id)
+                if crm_id
+                else ("domain", domain)
+                if domain
+                else ("name", name_key)
+            )
             ids[key] = int(new_id)
         return ids
 
@@ -197,7 +215,7 @@ class BatchUpserter:
                 changed.append({"b_id": existing["id"], **desired, "updated_at": self.now})
             else:
                 self.outcome.unchanged += 1
-        new_ids = self._insert(contacts, new_rows, "email")
+        new_ids = self._insert_contacts(new_rows)
         stage_changes.extend(StageChange(new_ids[r["email"]], None, r["stage"]) for r in new_rows)
         self._update_contacts(changed, {c.contact_id for c in stage_changes})
         record_stage_changes(self.connection, stage_changes, StageCause.CRM, self.now)
@@ -211,7 +229,7 @@ class BatchUpserter:
         """Stored contacts sharing a CRM id or an email with ``rows``, in one query."""
         crm_ids = [r.crm_id for r in rows if r.crm_id]
         emails = [r.email for r in rows]
-        match = contacts.c.email.in_(emails)
+        match: ColumnElement[bool] = contacts.c.email.in_(emails)
         if crm_ids:
             match = or_(contacts.c.crm_id.in_(crm_ids), match)
         columns = [contacts.c.id, *(contacts.c[name] for name in _COMPARED_CONTACT_COLUMNS)]
@@ -280,10 +298,21 @@ class BatchUpserter:
         statement = insert(table).returning(table.c.id, table.c[key])
         return {r[1]: int(r[0]) for r in self.connection.execute(statement, rows)}
 
+    def _insert_contacts(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert new contacts; their ids by email."""
+        if not rows:
+            return {}
+        # Ids handed out after this read are all larger, even with concurrent writers;
+        # reading them back by range avoids a second IN list as long as the batch.
+        before = self.connection.execute(select(func.max(contacts.c.id))).scalar() or 0
+        execute_many(self.connection, insert(contacts), rows)
+        wanted = {row["email"] for row in rows}
+        query = select(contacts.c.email, contacts.c.id).where(contacts.c.id > before)
+        return {e: int(i) for e, i in self.connection.execute(query) if e in wanted}
+
     def _update(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            statement = update(table).where(table.c.id == bindparam("b_id"))
-            self.connection.execute(statement, rows)
+        statement = update(table).where(table.c.id == bindparam("b_id"))
+        execute_many(self.connection, statement, rows)
 
 
 def _match(
@@ -330,5 +359,3 @@ def _merge_attributes(stored: dict[str, Any], mapped: dict[str, Any]) -> dict[st
         else:
             merged[name] = value
     return merged
-
-

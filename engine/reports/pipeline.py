@@ -20,6 +20,7 @@ class PipelineReport:
     stages: list[str]
     owners: list[str]
     counts: dict[tuple[str, str], int]
+    owner_names: dict[str, str]
 
     def stage_total(self, stage: str) -> int:
         return sum(n for (s, _), n in self.counts.items() if s == stage)
@@ -42,18 +43,25 @@ class PipelineReport:
                 }
                 for stage in self.stages
             ],
-            "owners": {owner: self.owner_total(owner) for owner in self.owners},
+            "owners": [
+                {"owner": o, "name": self.owner_names[o], "contacts": self.owner_total(o)}
+                for o in self.owners
+            ],
         }
 
 
 def pipeline_report(connection: Connection, pipeline: Pipeline) -> PipelineReport:
     """Count contacts per stage and owner in one grouped query."""
     query = (
-        select(contacts.c.stage, owners.c.email, func.count())
+        select(contacts.c.stage, owners.c.email, owners.c.name, func.count())
         .select_from(contacts.outerjoin(owners, contacts.c.owner_id == owners.c.id))
-        .group_by(contacts.c.stage, owners.c.email)
+        .group_by(contacts.c.stage, owners.c.email, owners.c.name)
     )
-    counts = {(stage, email or UNASSIGNED): int(n) for stage, email, n in connection.execute(query)}
+    counts: dict[tuple[str, str], int] = {}
+    names: dict[str, str] = {}
+    for stage, email, name, count in connection.execute(query):
+        owner = email or UNASSIGNED
+        counts[(stage, owner)] = int(count)
+        names[owner] = name or owner
     unknown = sorted({stage for stage, _ in counts if stage not in pipeline})
-    owner_names = sorted({owner for _, owner in counts})
-    return PipelineReport(pipeline.ids + unknown, owner_names, counts)
+    return PipelineReport(pipeline.ids + unknown, sorted(names), counts, names)

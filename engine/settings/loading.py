@@ -37,7 +37,9 @@ def read_settings(
         return None, [Problem(SETTINGS_FILE, line_of(data, ()), "expected a mapping of settings")]
     problems = _secret_problems(data)
     try:
-        from_file = Settings.model_validate({k: v for k, v in data.items() if k not in SECRET_SETTINGS})
+        from_file = Settings.model_validate(
+            {k: v for k, v in data.items() if k not in SECRET_SETTINGS}
+        )
     except ValidationError as exc:
         return None, problems + validation_problems(SETTINGS_FILE, data, exc, Settings)
     merged = _deep_merge(from_file.model_dump(exclude_unset=True), _from_environment())

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert
 
+from engine.storage.bulk import execute_many
 from engine.storage.schema import stage_history
 from engine.vocabulary import StageCause
 
@@ -28,7 +29,8 @@ def record_stage_changes(
     """Append ``changes`` to the stage history in one statement."""
     if not changes:
         return
-    connection.execute(
+    execute_many(
+        connection,
         insert(stage_history),
         [
             {

@@ -29,7 +29,8 @@ def resolve_database_url(url: str, workspace_root: Path) -> str:
         parsed = parsed.set(database=str(path))
     elif parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigurationError(
-            f"database_url '{parsed.get_backend_name()}' is not supported; valid: sqlite, postgresql"
+            f"database_url: '{parsed.get_backend_name()}' is not supported; "
+            "valid: sqlite, postgresql"
         )
     return parsed.render_as_string(hide_password=False)
 

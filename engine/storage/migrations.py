@@ -1,4 +1,4 @@
-"""Alembic migrations, run from code, and the guard that refuses a database at the wrong revision."""
+"""Alembic migrations run from code, and the guard against a database at the wrong revision."""
 
 from __future__ import annotations
 
@@ -69,6 +69,5 @@ def ensure_current(engine: Engine) -> None:
             f"(which knows up to {head}); upgrade salescycle"
         )
     raise DatabaseNotReadyError(
-        f"the database {where} is at revision {current}, behind {head}; "
-        "run `salescycle db upgrade`"
+        f"the database {where} is at revision {current}, behind {head}; run `salescycle db upgrade`"
     )

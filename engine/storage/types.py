@@ -21,7 +21,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: store instants with a timezone")
-        utc = value.astimezone(UTC)
+        utc = value if value.tzinfo is UTC else value.astimezone(UTC)
         # SQLite keeps text: store naive UTC so values sort and compare as text
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 

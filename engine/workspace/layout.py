@@ -47,9 +47,7 @@ def starter_root() -> Path:
 def init_workspace(target: Path) -> list[Path]:
     """Copy the starter workspace into ``target`` (new or empty); return what was created."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ConfigurationError(
-            f"{target} already exists and is not empty; choose a new folder"
-        )
+        raise ConfigurationError(f"{target} already exists and is not empty; choose a new folder")
     source = starter_root()
     created = []
     for part in STARTER_PARTS:

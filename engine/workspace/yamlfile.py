@@ -76,9 +76,7 @@ def validation_problems(
     for error in exc.errors():
         loc = [*base, *(p for p in error["loc"] if not _is_internal_loc(p))]
         inner = list(loc[len(base) :])
-        problems.append(
-            Problem(shown_as, line_of(data, loc), _describe(error, inner, model))
-        )
+        problems.append(Problem(shown_as, line_of(data, loc), _describe(error, inner, model)))
     return problems
 
 
