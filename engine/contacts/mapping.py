@@ -154,8 +154,16 @@ def _duplicate_columns(spec: CrmFile, data: Any, shown: str) -> list[Problem]:
         for alias in aliases:
             earlier = owner_of.setdefault(header_key(alias), field_name)
             if earlier != field_name:
-                loc = field_name.split(".")
-                loc = [loc[0], ".".join(loc[1:])] if loc[0] == "attributes" else loc
                 message = f"column '{alias}' is mapped to both {earlier} and {field_name}"
-                problems.append(Problem(shown, line_of(data, loc), message))
+                problems.append(Problem(shown, line_of(data, _yaml_loc(field_name)), message))
     return problems
+
+
+def _yaml_loc(field_name: str) -> list[int | str]:
+    """Where a field sits in the file: ``account.attributes.x`` is ``account_attributes: x``."""
+    group, _, name = field_name.partition(".")
+    if group == "account" and name.startswith("attributes."):
+        return ["account_attributes", name.removeprefix("attributes."), "columns"]
+    if group == "attributes":
+        return ["attributes", name, "columns"]
+    return [group, name]
