@@ -133,3 +133,36 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     # Requested lazily so the sqlite variant never starts PostgreSQL.
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+# --------------------------------------------------------------------------
+# Workspaces and the database they point at (foundation suite)
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SALESCYCLE_* setting (nor SENDGRID_API_KEY) leaks in from the caller's shell.
+
+    The service variables (SALESCYCLE_TEST_*) stay: the server fixtures read them.
+    """
+    for name in list(os.environ):
+        if name.startswith("SALESCYCLE_") and not name.startswith("SALESCYCLE_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A new workspace copied from the starter one (as ``salescycle init`` makes it)."""
+    from engine.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    return root
+
+
+@pytest.fixture
+def workspace_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the settings at the test database (SQLite, then PostgreSQL); return its URL."""
+    monkeypatch.setenv("SALESCYCLE_DATABASE_URL", database_url)
+    return database_url

@@ -38,53 +38,68 @@ class ReadBatch:
 def read_batches(
     path: Path, file_format: FileFormat, mapping: CrmMapping, batch_size: int
 ) -> Iterator[ReadBatch]:
-    """Read, normalise and de-duplicate ``path`` batch by batch, in this process."""
+    """Read, normalise and de-duplicate ``path`` batch by batch, in this process.
+
+    When the file breaks off (an unreadable record), the rows read before it are
+    still yielded, then the error is raised.
+    """
     normaliser = RowNormaliser(mapping)
     bindings: dict[tuple[str, ...], Binding] = {}
     with RecordSource(path, file_format) as source, SeenKeys() as seen:
         batch = ReadBatch()
-        for record in source.records():
-            batch.records += 1
-            try:
-                batch.rows.append(
-                    _row(record, normaliser, _binding(bindings, mapping, record.keys))
-                )
-            except _MissingEmailColumn as exc:
-                if file_format == "csv":  # the header lacks it, so every row does
-                    raise InputFileError(f"{path}:1: {exc}") from None
-                batch.rejects.append((record.line, str(exc), record.raw))
-            except RejectedRow as exc:
-                batch.rejects.append((record.line, str(exc), record.raw))
-            if len(batch.rows) >= batch_size:
-                yield _finish(batch, seen, source)
-                batch = ReadBatch()
+        try:
+            for record in source.records():
+                batch.records += 1
+                binding = _binding(bindings, mapping, record.keys, source)
+                _read_into(batch, record, normaliser, binding)
+                if len(batch.rows) >= batch_size:
+                    yield _finish(batch, seen, source)
+                    batch = ReadBatch()
+        except InputFileError:
+            yield _finish(batch, seen, source)
+            raise
         yield _finish(batch, seen, source)
+
+
+def _read_into(
+    batch: ReadBatch, record: SourceRecord, normaliser: RowNormaliser, binding: Binding
+) -> None:
+    """Add the record to the batch as a clean row or as a reject."""
+    try:
+        batch.rows.append(_row(record, normaliser, binding))
+    except RejectedRow as exc:
+        batch.rejects.append((record.line, str(exc), record.raw))
 
 
 def _row(record: SourceRecord, normaliser: RowNormaliser, binding: Binding) -> ImportRow:
     if record.error is not None:
         raise RejectedRow(record.error)
-    if "contact.email" not in binding.columns:
-        aliases = ", ".join(normaliser.mapping.field_columns()["contact.email"])
-        raise _MissingEmailColumn(f"no email column; contact.email looks for: {aliases}")
+    if "contact.email" not in binding.columns:  # a JSON Lines record without one
+        raise RejectedRow(_missing_email(normaliser.mapping))
     row = normaliser.normalise(record.line, binding.cells(record.cells))
     row.raw_text = "\0".join(record.raw)
     return row
 
 
 def _binding(
-    cache: dict[tuple[str, ...], Binding], mapping: CrmMapping, keys: list[str]
+    cache: dict[tuple[str, ...], Binding],
+    mapping: CrmMapping,
+    keys: list[str],
+    source: RecordSource,
 ) -> Binding:
     """The binding for a header, computed once per distinct header (once per CSV file)."""
     header = tuple(keys)
     binding = cache.get(header)
     if binding is None:
         binding = cache[header] = Binding.bind(mapping, keys)
+        if source.format == "csv" and "contact.email" not in binding.columns:
+            raise InputFileError(f"{source.path}:1: {_missing_email(mapping)}")
     return binding
 
 
-class _MissingEmailColumn(RejectedRow):
-    """The record has none of the columns the mapping reads the email from."""
+def _missing_email(mapping: CrmMapping) -> str:
+    aliases = ", ".join(mapping.field_columns()["contact.email"])
+    return f"no email column; contact.email looks for: {aliases}"
 
 
 def _finish(batch: ReadBatch, seen: SeenKeys, source: RecordSource) -> ReadBatch:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from engine.errors import Problem, WorkspaceError
 from engine.stages import Pipeline
@@ -102,7 +102,9 @@ class CrmMapping:
         """``"contact.email" -> [aliases]`` for every mapped field, custom ones included."""
         fields: dict[str, list[str]] = {}
         for group in ("contact", "owner", "account"):
-            model: BaseModel = getattr(self.spec, group)
+            model: BaseModel | None = getattr(self.spec, group, None)  # None in a partial file
+            if model is None:
+                continue
             for name, aliases in model.model_dump().items():
                 if aliases:
                     fields[f"{group}.{name}"] = aliases
@@ -132,19 +134,46 @@ def read_mapping(
     try:
         spec = CrmFile.model_validate(data)
     except ValidationError as exc:
-        return None, validation_problems(shown, data, exc, CrmFile)
-    problems = _duplicate_columns(spec, data, shown)
-    stage_names: dict[str, str] = {}
-    if pipeline is not None:
-        stage_names = {header_key(stage_id): stage_id for stage_id in pipeline.ids}
-        for name, stage_id in spec.stages.items():
-            if stage_id not in pipeline:
-                message = f"unknown stage '{stage_id}' for CRM stage '{name}'; "
-                message += suggest(stage_id, pipeline.ids)
-                problems.append(Problem(shown, line_of(data, ["stages", name]), message))
-            else:
-                stage_names[header_key(name)] = stage_id
+        # Report what is wrong in the shape, and still check the parts that are right.
+        problems = validation_problems(shown, data, exc, CrmFile)
+        partial = _valid_parts(data)
+        problems += _duplicate_columns(partial, data, shown)
+        problems += _stage_names(partial, data, shown, pipeline)[1]
+        return None, problems
+    stage_names, stage_problems = _stage_names(spec, data, shown, pipeline)
+    problems = _duplicate_columns(spec, data, shown) + stage_problems
     return CrmMapping(spec, stage_names), problems
+
+
+def _valid_parts(data: Any) -> CrmFile:
+    """A mapping made of the sections of ``data`` that validate on their own."""
+    sections = data if isinstance(data, dict) else {}
+    parts: dict[str, Any] = {}
+    for name, field in CrmFile.model_fields.items():
+        adapter: TypeAdapter[Any] = TypeAdapter(field.annotation or Any)
+        try:
+            parts[name] = adapter.validate_python(sections.get(name, field.default))
+        except ValidationError:
+            continue
+    return CrmFile.model_construct(**parts)
+
+
+def _stage_names(
+    spec: CrmFile, data: Any, shown: str, pipeline: Pipeline | None
+) -> tuple[dict[str, str], list[Problem]]:
+    """CRM stage names (and stage ids) onto stage ids, and the names pointing nowhere."""
+    if pipeline is None:
+        return {}, []
+    names = {header_key(stage_id): stage_id for stage_id in pipeline.ids}
+    problems = []
+    for name, stage_id in spec.stages.items():
+        if stage_id not in pipeline:
+            message = f"unknown stage '{stage_id}' for CRM stage '{name}'; "
+            message += suggest(stage_id, pipeline.ids)
+            problems.append(Problem(shown, line_of(data, ["stages", name]), message))
+        else:
+            names[header_key(name)] = stage_id
+    return names, problems
 
 
 def _duplicate_columns(spec: CrmFile, data: Any, shown: str) -> list[Problem]:

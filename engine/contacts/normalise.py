@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -13,7 +13,7 @@ from zoneinfo import available_timezones
 from babel import Locale
 from email_validator import EmailNotValidError, validate_email
 
-from engine.contacts.mapping import AttributeType, CrmMapping, header_key
+from engine.contacts.mapping import AttributeSpec, AttributeType, CrmMapping, header_key
 from engine.settings.model import LOCALE_PATTERN
 
 _TRUE = {"true", "yes", "y", "1", "x", "ja", "sand"}
@@ -103,42 +103,46 @@ class RowNormaliser:
 
     def __init__(self, mapping: CrmMapping) -> None:
         self.mapping = mapping
-        self.attribute_types = {n: a.type for n, a in mapping.spec.attributes.items()}
-        self.account_attribute_types = {
-            n: a.type for n, a in mapping.spec.account_attributes.items()
-        }
+        self._attributes = _typed_fields("attributes.", mapping.spec.attributes)
+        self._account_attributes = _typed_fields(
+            "account.attributes.", mapping.spec.account_attributes
+        )
+        self._stages: dict[str, str] = {}  # CRM stage text as written -> stage id
 
     def normalise(self, line: int, cells: dict[str, str]) -> ImportRow:
         """The clean row from ``cells`` (field -> stripped text), or :class:`RejectedRow`."""
         email = normalise_email(cells.get("contact.email", ""))
         stage = self._stage(cells.get("contact.stage", ""))
         contact: dict[str, Any] = {}
-        for name in ("first_name", "last_name", "title", "phone"):
-            if f"contact.{name}" in cells:
-                contact[name] = cells[f"contact.{name}"] or None
+        for field_key, name in _PLAIN_CONTACT_FIELDS:
+            if field_key in cells:
+                contact[name] = cells[field_key] or None
         if "contact.timezone" in cells:
             contact["timezone"] = _timezone(cells["contact.timezone"])
         if "contact.locale" in cells:
             contact["locale"] = _locale(cells["contact.locale"])
-        attributes = _typed(cells, "attributes.", self.attribute_types)
+        owner_email = cells.get("owner.email", "")
         return ImportRow(
             line=line,
             email=email,
             crm_id=cells.get("contact.crm_id") or None,
             fields=contact,
             stage=stage,
-            attributes=attributes,
-            owner=_owner(cells),
+            attributes=_typed(cells, self._attributes),
+            owner=_owner(owner_email, cells.get("owner.name", "")) if owner_email else None,
             account=self._account(cells),
         )
 
     def _stage(self, value: str) -> str | None:
         if not value:
             return None
-        stage = self.mapping.stage_for(value)
+        stage = self._stages.get(value)
         if stage is None:
-            valid = sorted(set(self.mapping.stage_names.values()))
-            raise RejectedRow(f"unknown stage '{value}'; valid: {', '.join(valid)}")
+            stage = self.mapping.stage_for(value)
+            if stage is None:
+                valid = sorted(set(self.mapping.stage_names.values()))
+                raise RejectedRow(f"unknown stage '{value}'; valid: {', '.join(valid)}")
+            self._stages[value] = stage
         return stage
 
     def _account(self, cells: dict[str, str]) -> AccountValues | None:
@@ -161,8 +165,21 @@ class RowNormaliser:
             fields["country"] = _country(cells["account.country"])
         if "account.employees" in cells:
             fields["employees"] = _convert(cells["account.employees"], "int", "account.employees")
-        attributes = _typed(cells, "account.attributes.", self.account_attribute_types)
-        return AccountValues(key, fields, attributes)
+        return AccountValues(key, fields, _typed(cells, self._account_attributes))
+
+
+_PLAIN_CONTACT_FIELDS = tuple(
+    (f"contact.{name}", name) for name in ("first_name", "last_name", "title", "phone")
+)
+TypedField = tuple[str, str, AttributeType]  # (name, field key, type)
+
+
+def _typed_fields(prefix: str, specs: Mapping[str, AttributeSpec]) -> tuple[TypedField, ...]:
+    return tuple((name, prefix + name, spec.type) for name, spec in specs.items())
+
+
+def _typed(cells: dict[str, str], fields: tuple[TypedField, ...]) -> dict[str, Any]:
+    return {name: _convert(cells[key], kind, key) for name, key, kind in fields if key in cells}
 
 
 def normalise_email(value: str) -> str:
@@ -181,7 +198,7 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_LOCAL_PART = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)  # an account's contacts are usually adjacent rows
 def _validated_domain(domain: str) -> str:
     try:
         checked = validate_email(f"postmaster@{domain}", check_deliverability=False)
@@ -199,23 +216,16 @@ def _validated_address(value: str) -> str:
     return checked.normalized.lower()
 
 
-def _owner(cells: dict[str, str]) -> dict[str, Any] | None:
-    email = cells.get("owner.email", "")
-    if not email:
-        return None
+def _owner(email: str, name: str) -> dict[str, Any]:
+    return {"email": _owner_email(email), "name": name or None}
+
+
+@lru_cache(maxsize=1024)  # a team has few owners
+def _owner_email(email: str) -> str:
     try:
-        owner_email = normalise_email(email)
+        return normalise_email(email)
     except RejectedRow as exc:
         raise RejectedRow(f"owner: {exc}") from None
-    return {"email": owner_email, "name": cells.get("owner.name") or None}
-
-
-def _typed(cells: dict[str, str], prefix: str, types: dict[str, AttributeType]) -> dict[str, Any]:
-    return {
-        name: _convert(cells[prefix + name], kind, prefix + name)
-        for name, kind in types.items()
-        if prefix + name in cells
-    }
 
 
 def _convert(value: str, kind: AttributeType, where: str) -> Any:
@@ -253,6 +263,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+@lru_cache(maxsize=4096)
 def _domain(value: str) -> str:
     return _DOMAIN_PREFIX.sub("", value.strip()).split("/", 1)[0].lower()
 
@@ -270,6 +281,7 @@ def _timezone(value: str) -> str | None:
     return value
 
 
+@lru_cache(maxsize=256)
 def _locale(value: str) -> str | None:
     if not value:
         return None

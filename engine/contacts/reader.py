@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,18 +88,18 @@ class RecordSource:
     def records(self) -> Iterator[SourceRecord]:
         """Every record in file order; a malformed record carries an ``error`` instead."""
         text = io.TextIOWrapper(
-            io.BufferedReader(self._counter, buffer_size=1 << 16), encoding="utf-8-sig", newline=""
+            io.BufferedReader(self._counter, buffer_size=1 << 16),
+            encoding="utf-8-sig",
+            errors=_UNDECODABLE_HANDLER,
+            newline="",
         )
-        try:
-            if self.format == "jsonl":
-                yield from self._jsonl(text)
-            else:
-                yield from self._csv(text)
-        except UnicodeDecodeError as exc:
-            raise InputFileError(
-                f"{self.path}: not valid UTF-8 near byte {self.bytes_read}: {exc.reason}; "
-                "export the file as UTF-8"
-            ) from None
+        self._errors_before = _decode_errors[0]
+        records = self._jsonl(text) if self.format == "jsonl" else self._csv(text)
+        for record in records:
+            # Bytes that are not UTF-8 reject their own record, not the whole file.
+            if _decode_errors[0] != self._errors_before and _undecodable(record.raw):
+                record.error = "not valid UTF-8; export the file as UTF-8"
+            yield record
 
     def _csv(self, text: io.TextIOWrapper) -> Iterator[SourceRecord]:
         self.delimiter = self._sniff_delimiter()
@@ -153,6 +154,23 @@ class RecordSource:
             keys = [header_key(str(k)) for k in record]
             cells = [_json_text(v) for v in record.values()]
             yield SourceRecord(line, cells, keys, [content.rstrip("\n")])
+
+
+def _mark_undecodable(error: UnicodeError) -> tuple[str, int]:
+    """Decode like ``surrogateescape`` and count, so only a broken file pays for checks."""
+    _decode_errors[0] += 1
+    replacement, position = codecs.lookup_error("surrogateescape")(error)
+    return str(replacement), position
+
+
+_UNDECODABLE_HANDLER = "salescycle-undecodable"
+_decode_errors = [0]
+codecs.register_error(_UNDECODABLE_HANDLER, _mark_undecodable)
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def _undecodable(cells: list[str]) -> bool:
+    return any(_SURROGATE.search(cell) for cell in cells)
 
 
 def _json_text(value: object) -> str:

@@ -25,7 +25,8 @@ class RejectsWriter:
         """Keep one rejected row."""
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", encoding="utf-8", newline="")
+            # surrogateescape writes undecodable input back as the bytes it came as
+            self._file = self.path.open("w", encoding="utf-8", errors="surrogateescape", newline="")
             self._writer = csv.writer(self._file)
             self._writer.writerow(self._header())
         self._writer.writerow([line, reason, *cells])

@@ -48,9 +48,12 @@ class Settings(BaseSettings):
     company: CompanySettings = CompanySettings()
     imports: ImportSettings = ImportSettings()
 
-    secret_key: SecretStr | None = None
+    # env_only: never offered as a key of config/settings.yaml (see SECRET_SETTINGS)
+    secret_key: SecretStr | None = Field(default=None, json_schema_extra={"env_only": True})
     sendgrid_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("SENDGRID_API_KEY", "sendgrid_api_key")
+        default=None,
+        validation_alias=AliasChoices("SENDGRID_API_KEY", "sendgrid_api_key"),
+        json_schema_extra={"env_only": True},
     )
 
     @field_validator("default_timezone")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -12,6 +12,7 @@ from engine.vocabulary import EventKind, ReplyIntent, StageKind
 from engine.workspace import Workspace, line_of, load_yaml, suggest, validation_problems
 
 STAGES_FILE = "config/stages.yaml"
+_Spec = TypeVar("_Spec", bound=BaseModel)
 STAGE_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 TRIGGER_EVENTS = [kind.value for kind in EventKind if kind is not EventKind.UNKNOWN]
 
@@ -110,34 +111,79 @@ def read_pipeline(workspace: Workspace) -> tuple[Pipeline | None, list[Problem]]
     try:
         spec = StagesFile.model_validate(data)
     except ValidationError as exc:
-        return None, validation_problems(STAGES_FILE, data, exc, StagesFile)
-    problems = _semantic_problems(spec, data)
+        # Report what is wrong in the shape, and still check the parts that are right.
+        problems = validation_problems(STAGES_FILE, data, exc, StagesFile)
+        return None, problems + _semantic_problems(_valid_parts(data), data)
     stages = tuple(
         Stage(s.id, s.name or s.id.replace("_", " ").capitalize(), i, s.kind, s.description)
         for i, s in enumerate(spec.stages)
     )
     initial = spec.initial or spec.stages[0].id
-    return Pipeline(stages, initial, tuple(spec.transitions)), problems
+    parts = _Parts(list(spec.stages), spec.initial, list(spec.transitions))
+    return Pipeline(stages, initial, tuple(spec.transitions)), _semantic_problems(parts, data)
 
 
-def _semantic_problems(spec: StagesFile, data: Any) -> list[Problem]:
-    ids = [s.id for s in spec.stages]
+@dataclass
+class _Parts:
+    """The pieces of the file that validate on their own (``None`` where one does not)."""
+
+    stages: list[StageSpec | None]
+    initial: str | None
+    transitions: list[TransitionSpec | None]
+
+
+def _valid_parts(data: Any) -> _Parts:
+    if not isinstance(data, dict):
+        return _Parts([], None, [])
+    initial = data.get("initial")
+    return _Parts(
+        [_stage_or_none(item) for item in _as_list(data.get("stages"))],
+        initial if isinstance(initial, str) else None,
+        [_validate_or_none(TransitionSpec, item) for item in _as_list(data.get("transitions"))],
+    )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _stage_or_none(item: Any) -> StageSpec | None:
+    """A stage entry with other mistakes still defines its id, so references to it hold."""
+    stage = _validate_or_none(StageSpec, item)
+    if stage is None and isinstance(item, dict) and isinstance(item.get("id"), str):
+        return StageSpec.model_construct(id=item["id"])
+    return stage
+
+
+def _validate_or_none(model: type[_Spec], item: Any) -> _Spec | None:
+    try:
+        return model.model_validate(item)
+    except ValidationError:
+        return None
+
+
+def _semantic_problems(parts: _Parts, data: Any) -> list[Problem]:
+    ids = [s.id for s in parts.stages if s is not None]
     problems = []
     seen: set[str] = set()
-    for index, stage in enumerate(spec.stages):
+    for index, stage in enumerate(parts.stages):
+        if stage is None:
+            continue
         if stage.id in seen:
             line = line_of(data, ["stages", index, "id"])
             problems.append(Problem(STAGES_FILE, line, f"stage '{stage.id}' is defined twice"))
         seen.add(stage.id)
 
     def unknown(stage_id: str, loc: list[int | str], role: str) -> None:
-        if stage_id not in seen:
+        if seen and stage_id not in seen:
             message = f"unknown stage '{stage_id}' in {role}; {suggest(stage_id, ids)}"
             problems.append(Problem(STAGES_FILE, line_of(data, loc), message))
 
-    if spec.initial is not None:
-        unknown(spec.initial, ["initial"], "initial")
-    for index, rule in enumerate(spec.transitions):
+    if parts.initial is not None:
+        unknown(parts.initial, ["initial"], "initial")
+    for index, rule in enumerate(parts.transitions):
+        if rule is None:
+            continue
         base: list[int | str] = ["transitions", index]
         unknown(rule.to, [*base, "to"], "transition")
         for position, stage_id in enumerate(rule.from_ or []):

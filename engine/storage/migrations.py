@@ -35,12 +35,14 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``."""
+    """Apply migrations up to ``revision``; refuses a database newer than this salescycle."""
+    _refuse_unknown_revision(engine)
     _run(engine, lambda config: command.upgrade(config, revision))
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Revert migrations down to ``revision`` (``base`` removes every table)."""
+    _refuse_unknown_revision(engine)
     _run(engine, lambda config: command.downgrade(config, revision))
 
 
@@ -62,12 +64,19 @@ def ensure_current(engine: Engine) -> None:
         raise DatabaseNotReadyError(
             f"the database {where} is not migrated; run `salescycle db upgrade` first"
         )
-    known = {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
-    if current not in known:
-        raise DatabaseNotReadyError(
-            f"the database {where} is at revision {current}, newer than this salescycle "
-            f"(which knows up to {head}); upgrade salescycle"
-        )
+    _refuse_unknown_revision(engine, current)
     raise DatabaseNotReadyError(
         f"the database {where} is at revision {current}, behind {head}; run `salescycle db upgrade`"
     )
+
+
+def _refuse_unknown_revision(engine: Engine, current: str | None = None) -> None:
+    """A revision this salescycle does not know was written by a newer one: never touch it."""
+    current = current or current_revision(engine)
+    known = {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
+    if current is not None and current not in known:
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseNotReadyError(
+            f"the database {where} is at revision {current}, newer than this salescycle "
+            f"(which knows up to {head_revision()}); upgrade salescycle"
+        )

@@ -100,7 +100,8 @@ def _describe(error: Any, loc: list[int | str], model: type[BaseModel]) -> str:
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         given = error.get("input")
-        return f"{where}: '{given}' is not valid; valid: {expected.replace(' or ', ', ')}"
+        choices = expected.replace(" or ", ", ").replace("'", "")
+        return f"{where}: '{given}' is not valid; valid: {choices}"
     return f"{where}: {message}" if where else message
 
 
@@ -117,7 +118,11 @@ def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
         current = args[-1] if args else None
     current = _unwrap(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
+        return [
+            f.alias or name
+            for name, f in current.model_fields.items()
+            if not (isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("env_only"))
+        ]
     return []
 
 
