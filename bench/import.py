@@ -40,7 +40,6 @@ POSTGRES_URL_ENV = "SALESCYCLE_BENCH_POSTGRES_URL"
 
 FULL_SIZES = (100_000, 1_000_000)
 QUICK_SIZES = (20_000, 200_000)
-BATCH_SIZE = 2000
 TARGET_ROWS_PER_S = 20_000.0  # SQLite, fresh database, the smaller file
 TARGET_MEMORY_RATIO = 1.5  # peak MiB of the larger import / peak MiB of the smaller one
 RESULT_MARK = "BENCH-RESULT "  # prefix of the worker's one JSON line on stdout
@@ -91,7 +90,8 @@ def worker_import(url: str, csv_path: Path, rejects_path: Path) -> None:
     pipeline = runtime.pipeline
     mapping = load_mapping(REPO / "config" / "crm.yaml", runtime.workspace, pipeline)
     started = time.perf_counter()
-    summary = ContactImporter(engine, pipeline, mapping, batch_size=BATCH_SIZE).run(
+    batch_size = runtime.settings.imports.batch_size  # as `salescycle contacts import` uses
+    summary = ContactImporter(engine, pipeline, mapping, batch_size).run(
         csv_path, rejects_path
     )
     seconds = time.perf_counter() - started

@@ -12,7 +12,6 @@ from rich.table import Table
 from engine.cli.app import JsonOption, WorkspaceOption, app, print_json, stderr, stdout
 from engine.contacts import CRM_FILE, ContactImporter, FileFormat, ImportSummary, find_contact
 from engine.contacts import load_mapping as load_crm_mapping
-from engine.errors import InputFileError
 from engine.wiring import Runtime
 
 contacts_app = typer.Typer(help="Contacts: import from your CRM, look one up.")
@@ -59,8 +58,6 @@ def run_import(
     file_format: FileFormat | None = None,
 ) -> ImportSummary:
     """Import one file into the runtime's database, with a progress bar on a terminal."""
-    if not file.is_file():
-        raise InputFileError(f"{file}: no such file")
     database = runtime.ready_database()
     mapping_file = mapping_path or runtime.workspace.root / CRM_FILE
     mapping = load_crm_mapping(mapping_file, runtime.workspace, runtime.pipeline)
@@ -73,9 +70,12 @@ def run_import(
     columns = (*Progress.get_default_columns()[:1], BarColumn(), DownloadColumn(),
                TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task(f"importing {file.name}", total=file.stat().st_size)
+        task = bar.add_task(f"importing {file.name}", total=None)
         return importer.run(
-            file, rejects, file_format, lambda done, _total: bar.update(task, completed=done)
+            file,
+            rejects,
+            file_format,
+            lambda done, total: bar.update(task, completed=done, total=total),
         )
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queue_module
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from engine.contacts.mapping import CrmMapping
-from engine.contacts.normalise import Binding, ImportRow, RejectedRow, RowNormaliser
+from engine.contacts.normalise import Binding, ImportRow, RejectedRow, RowNormaliser, pack_cells
 from engine.contacts.reader import FileFormat, RecordSource, SourceRecord
 from engine.contacts.seen import SeenKeys
 from engine.errors import InputFileError
@@ -77,7 +78,7 @@ def _row(record: SourceRecord, normaliser: RowNormaliser, binding: Binding) -> I
     if "contact.email" not in binding.columns:  # a JSON Lines record without one
         raise RejectedRow(_missing_email(normaliser.mapping))
     row = normaliser.normalise(record.line, binding.cells(record.cells))
-    row.raw_text = "\0".join(record.raw)
+    row.raw_text = pack_cells(record.raw)
     return row
 
 
@@ -133,10 +134,23 @@ def _row_keys(row: ImportRow) -> list[str]:
 
 
 def read_batches_in_child(
-    path: Path, file_format: FileFormat, mapping: CrmMapping, batch_size: int
+    path: Path,
+    file_format: FileFormat,
+    mapping: CrmMapping,
+    batch_size: int,
+    start_method: Literal["fork", "spawn"] | None = None,
 ) -> Iterator[ReadBatch]:
-    """Like :func:`read_batches`, but read in a child process while the caller writes."""
-    context = multiprocessing.get_context("spawn")
+    """Like :func:`read_batches`, but read in a child process while the caller writes.
+
+    The child is forked when this process runs a single thread (it starts at once,
+    with everything imported); otherwise, or where fork is missing, it is spawned.
+    """
+    method = start_method or _start_method()
+    context = (
+        multiprocessing.get_context("fork")
+        if method == "fork"
+        else multiprocessing.get_context("spawn")
+    )
     channel: Any = context.Queue(maxsize=_QUEUE_DEPTH)
     child = context.Process(
         target=_child_main,
@@ -167,6 +181,13 @@ def read_batches_in_child(
         child.join()
         channel.close()
         channel.join_thread()
+
+
+def _start_method() -> Literal["fork", "spawn"]:
+    single_threaded = threading.active_count() == 1
+    return (
+        "fork" if single_threaded and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
 
 
 def _child_main(

@@ -17,7 +17,7 @@ from engine.contacts.mapping import CrmMapping, header_key
 from engine.contacts.normalise import Binding, ImportRow
 from engine.contacts.reader import FileFormat, detect_format
 from engine.contacts.rejects import RejectsWriter
-from engine.contacts.upsert import BatchOutcome, BatchUpserter
+from engine.contacts.upsert import BatchOutcome, BatchUpserter, UpsertCounts
 from engine.errors import InputFileError
 from engine.stages import Pipeline
 
@@ -25,34 +25,20 @@ Progress = Callable[[int, int], None]  # (bytes read, total bytes)
 
 
 @dataclass
-class ImportSummary:
+class ImportSummary(UpsertCounts):
     """What one import did; ``rows`` counts data rows read (rejected ones included)."""
 
-    file: str
+    file: str = ""
     rows: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
     rejected: int = 0
-    accounts_created: int = 0
-    accounts_updated: int = 0
-    owners_created: int = 0
-    owners_updated: int = 0
-    stage_changes: int = 0
     ignored_columns: list[str] = field(default_factory=list)
     rejects_file: str | None = None
     seconds: float = 0.0
 
-    def add(self, outcome: BatchOutcome) -> None:
-        """Fold one batch's counts into the summary."""
-        for name in (
-            "created", "updated", "unchanged", "accounts_created", "accounts_updated",
-            "owners_created", "owners_updated", "stage_changes",
-        ):  # fmt: skip
-            setattr(self, name, getattr(self, name) + getattr(outcome, name))
-
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The summary as JSON-friendly values, file and row counts first."""
+        data = asdict(self)
+        return {key: data.pop(key) for key in ("file", "rows", "rejected")} | data
 
 
 class ContactImporter:
@@ -63,7 +49,7 @@ class ContactImporter:
         engine: Engine,
         pipeline: Pipeline,
         mapping: CrmMapping,
-        batch_size: int = 5000,
+        batch_size: int = 2000,
         clock: Clock = utc_now,
     ) -> None:
         self.engine = engine

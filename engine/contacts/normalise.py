@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,12 +50,12 @@ class ImportRow:
     attributes: dict[str, Any]  # mapped custom fields; None means "blank in the file"
     owner: dict[str, Any] | None = None
     account: AccountValues | None = None
-    raw_text: str = ""  # the cells as read, joined by NUL (see raw), for the rejects file
+    raw_text: str = ""  # the cells as read, packed (see pack_cells), for the rejects file
 
     @property
     def raw(self) -> list[str]:
-        """The cells as read. NUL cannot occur in them: the csv module refuses it."""
-        return self.raw_text.split("\0")
+        """The cells as read."""
+        return unpack_cells(self.raw_text)
 
     def __reduce__(self) -> tuple[type[ImportRow], tuple[Any, ...]]:
         # Rows cross to the writing process: an argument tuple with one string for the
@@ -63,6 +64,25 @@ class ImportRow:
             self.line, self.email, self.crm_id, self.fields, self.stage,
             self.attributes, self.owner, self.account, self.raw_text,
         )  # fmt: skip
+
+
+def pack_cells(cells: list[str]) -> str:
+    """One string for a row's cells: NUL-joined, or JSON in the rare row that holds a NUL."""
+    joined = "\0".join(cells)
+    if joined.count("\0") == len(cells) - 1 and not joined.startswith(_JSON_MARK):
+        return joined
+    return _JSON_MARK + json.dumps(cells)
+
+
+def unpack_cells(packed: str) -> list[str]:
+    """The cells :func:`pack_cells` packed."""
+    if packed.startswith(_JSON_MARK):
+        cells: list[str] = json.loads(packed[len(_JSON_MARK) :])
+        return cells
+    return packed.split("\0")
+
+
+_JSON_MARK = "\x01json:"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ re-importing the same file writes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -39,8 +39,8 @@ _ACCOUNT_COLUMNS = ("crm_id", "name", "name_key", "domain", "industry", "country
 
 
 @dataclass
-class BatchOutcome:
-    """Counts for one batch, and the rows the database step refused."""
+class UpsertCounts:
+    """What upserting did to contacts, accounts and owners."""
 
     created: int = 0
     updated: int = 0
@@ -50,13 +50,23 @@ class BatchOutcome:
     owners_created: int = 0
     owners_updated: int = 0
     stage_changes: int = 0
+
+    def add(self, other: UpsertCounts) -> None:
+        """Add ``other``'s counts to these."""
+        for count in fields(UpsertCounts):
+            setattr(self, count.name, getattr(self, count.name) + getattr(other, count.name))
+
+
+@dataclass
+class BatchOutcome(UpsertCounts):
+    """Counts for one batch, and the rows the database step refused."""
+
     rejected: list[tuple[ImportRow, str]] = field(default_factory=list)
 
     def merge(self, other: BatchOutcome) -> None:
-        """Add ``other``'s counts to this one."""
-        for name, value in vars(other).items():
-            current = getattr(self, name)
-            setattr(self, name, current + value)
+        """Add ``other``'s counts and rejected rows to this one."""
+        self.add(other)
+        self.rejected.extend(other.rejected)
 
 
 class BatchUpserter:
@@ -91,7 +101,7 @@ class BatchUpserter:
             for e, v in wanted.items()
             if e not in stored
         ]
-        ids.update(self._insert(owners, new, "email"))
+        ids.update((e, i) for (e,), i in self._insert_new(owners, new, ("email",)).items())
         changed = [
             {"b_id": stored[e]["id"], "name": v["name"], "updated_at": self.now}
             for e, v in wanted.items()
@@ -124,28 +134,11 @@ class BatchUpserter:
             desired = _account_values(values, existing)
             if any(desired[c] != existing[c] for c in desired):
                 changed.append({"b_id": existing["id"], **desired, "updated_at": self.now})
-        ids.update(self._insert_accounts(new_rows))
+        inserted = self._insert_new(accounts, new_rows, ("crm_id", "domain", "name_key"))
+        ids.update((_account_key(*values), i) for values, i in inserted.items())
         self._update(accounts, changed)
         self.outcome.accounts_created += len(new_rows)
         self.outcome.accounts_updated += len(changed)
-        return ids
-
-    def _insert_accounts(self, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-        """Insert new accounts; their ids by the key each was matched by (see normalise)."""
-        if not rows:
-            return {}
-        c = accounts.c
-        statement = insert(accounts).returning(c.id, c.crm_id, c.domain, c.name_key)
-        ids = {}
-        for new_id, crm_id, domain, name_key in self.connection.execute(statement, rows):
-            key = (
-                ("crm_id", crm_id)
-                if crm_id
-                else ("domain", domain)
-                if domain
-                else ("name", name_key)
-            )
-            ids[key] = int(new_id)
         return ids
 
     def _stored_accounts(
@@ -215,7 +208,7 @@ class BatchUpserter:
                 changed.append({"b_id": existing["id"], **desired, "updated_at": self.now})
             else:
                 self.outcome.unchanged += 1
-        new_ids = self._insert_contacts(new_rows)
+        new_ids = {e: i for (e,), i in self._insert_new(contacts, new_rows, ("email",)).items()}
         stage_changes.extend(StageChange(new_ids[r["email"]], None, r["stage"]) for r in new_rows)
         self._update_contacts(changed, {c.contact_id for c in stage_changes})
         record_stage_changes(self.connection, stage_changes, StageCause.CRM, self.now)
@@ -287,28 +280,25 @@ class BatchUpserter:
         query = select(table).where(column.in_(wanted))
         return {r[column.name]: dict(r) for r in self.connection.execute(query).mappings()}
 
-    def _insert(self, table: Table, rows: list[dict[str, Any]], key: str) -> dict[Any, int]:
-        """Insert ``rows`` in batches; the new ids by the value of the unique column ``key``.
+    def _insert_new(
+        self, table: Table, rows: list[dict[str, Any]], columns: tuple[str, ...]
+    ) -> dict[tuple[Any, ...], int]:
+        """Insert ``rows``; the new ids by the values of ``columns`` (unique among them).
 
-        RETURNING is matched on ``key`` rather than on row order, which lets SQLAlchemy
-        batch the statement on SQLite too.
+        Ids handed out after the first read are all larger, even with concurrent
+        writers, so the new rows are read back by id range, not by a long IN list.
         """
         if not rows:
             return {}
-        statement = insert(table).returning(table.c.id, table.c[key])
-        return {r[1]: int(r[0]) for r in self.connection.execute(statement, rows)}
-
-    def _insert_contacts(self, rows: list[dict[str, Any]]) -> dict[str, int]:
-        """Insert new contacts; their ids by email."""
-        if not rows:
-            return {}
-        # Ids handed out after this read are all larger, even with concurrent writers;
-        # reading them back by range avoids a second IN list as long as the batch.
-        before = self.connection.execute(select(func.max(contacts.c.id))).scalar() or 0
-        execute_many(self.connection, insert(contacts), rows)
-        wanted = {row["email"] for row in rows}
-        query = select(contacts.c.email, contacts.c.id).where(contacts.c.id > before)
-        return {e: int(i) for e, i in self.connection.execute(query) if e in wanted}
+        before = self.connection.execute(select(func.max(table.c.id))).scalar() or 0
+        execute_many(self.connection, insert(table), rows)
+        wanted = {tuple(row[c] for c in columns) for row in rows}
+        query = select(table.c.id, *(table.c[c] for c in columns)).where(table.c.id > before)
+        ids = {}
+        for new_id, *values in self.connection.execute(query):
+            if (key := tuple(values)) in wanted:
+                ids[key] = int(new_id)
+        return ids
 
     def _update(self, table: Table, rows: list[dict[str, Any]]) -> None:
         statement = update(table).where(table.c.id == bindparam("b_id"))
@@ -340,6 +330,13 @@ def _links(
     if row.account is not None:
         links["account_id"] = account_ids[row.account.key]
     return links
+
+
+def _account_key(crm_id: str | None, domain: str | None, name_key: str) -> tuple[str, str]:
+    """The key a stored account is matched by: CRM id, else domain, else name (see normalise)."""
+    if crm_id:
+        return ("crm_id", crm_id)
+    return ("domain", domain) if domain else ("name", name_key)
 
 
 def _account_values(values: AccountValues, existing: dict[str, Any]) -> dict[str, Any]:

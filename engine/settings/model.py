@@ -32,7 +32,7 @@ class ImportSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
 
 
 class Settings(BaseSettings):
