@@ -157,6 +157,7 @@ messages = Table(
     *_timestamps(),
     Index(None, "contact_id", "created_at"),
     Index(None, "enrollment_id"),
+    Index(None, "sequence", "step_id"),
     Index(None, "status", "updated_at"),
 )
 
@@ -179,6 +180,8 @@ events = Table(
     UniqueConstraint("provider", "provider_event_id"),
     Index(None, "contact_id", "kind", "occurred_at"),
     Index(None, "message_id", "kind"),
+    # segment event conditions: one kind in a window, counted per contact, from the index
+    Index(None, "kind", "occurred_at", "contact_id", "machine"),
 )
 
 suppressions = Table(
