@@ -27,7 +27,7 @@ def parse_instant(text: str | date, now: datetime) -> datetime:
     A bare date means its midnight in UTC.
     """
     if isinstance(text, datetime):
-        return text if text.tzinfo else text.replace(tzinfo=UTC)
+        return text.astimezone(UTC) if text.tzinfo else text.replace(tzinfo=UTC)
     if isinstance(text, date):
         return datetime(text.year, text.month, text.day, tzinfo=UTC)
     relative = _RELATIVE.match(text)
@@ -37,7 +37,7 @@ def parse_instant(text: str | date, now: datetime) -> datetime:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"'{text}' is not a date; {DATE_HINT}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def is_relative(text: object) -> bool:

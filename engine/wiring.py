@@ -1,4 +1,4 @@
-"""All wiring in one place: from a workspace folder to settings, pipeline and database."""
+"""All wiring in one place: from a workspace folder to settings, pipeline, segments, database."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from engine.contacts import CRM_FILE, CrmMapping, load_mapping
+from engine.errors import WorkspaceError
+from engine.segments import FieldSpec, SegmentSet, field_specs, read_segments
+from engine.sequences import sequence_names
 from engine.settings import Settings, load_settings
 from engine.stages import Pipeline, load_pipeline
 from engine.storage import create_database_engine, ensure_current, resolve_database_url
@@ -34,6 +38,26 @@ class Runtime:
     @cached_property
     def pipeline(self) -> Pipeline:
         return load_pipeline(self.workspace)
+
+    @cached_property
+    def crm_mapping(self) -> CrmMapping:
+        """The CRM mapping of ``config/crm.yaml``; raises with every problem in it."""
+        return load_mapping(self.workspace.root / CRM_FILE, self.workspace, self.pipeline)
+
+    @cached_property
+    def fields(self) -> dict[str, FieldSpec]:
+        """Every field segments may test: the built-in ones and the mapping's custom ones."""
+        return field_specs(self.crm_mapping)
+
+    @cached_property
+    def segments(self) -> SegmentSet:
+        """Every segment of ``segments/``; raises with every problem when any file is wrong."""
+        segments, problems = read_segments(
+            self.workspace, self.fields, self.pipeline.ids, sequence_names(self.workspace)
+        )
+        if problems:
+            raise WorkspaceError(problems)
+        return segments
 
     @cached_property
     def database_url(self) -> str:

@@ -359,6 +359,7 @@ def test_check_json_reports_every_problem_for_machines(workspace: Path) -> None:
         "config/settings.yaml",
         "config/stages.yaml",
         "config/crm.yaml",
+        *(f"segments/{path.name}" for path in (workspace / "segments").glob("*.yaml")),
     }
     assert {(p["path"], p["line"]) for p in report["problems"]} == {
         ("config/stages.yaml", line_number(workspace / "config/stages.yaml", "initial: reserch")),
@@ -374,4 +375,4 @@ def test_check_json_on_a_clean_workspace(workspace: Path) -> None:
     report = json_output(result)
     assert report["ok"] is True
     assert report["problems"] == []
-    assert len(report["checked"]) == 3
+    assert len(report["checked"]) == 3 + len(list((workspace / "segments").glob("*.yaml")))

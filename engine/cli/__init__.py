@@ -5,6 +5,7 @@ from engine.cli import (  # noqa: F401  (each module registers its commands)
     db_commands,
     demo_commands,
     pipeline_commands,
+    segments_commands,
     workspace_commands,
 )
 from engine.cli.app import app

@@ -126,7 +126,12 @@ def load_mapping(path: Path, workspace: Workspace, pipeline: Pipeline) -> CrmMap
 def read_mapping(
     path: Path, workspace: Workspace, pipeline: Pipeline | None
 ) -> tuple[CrmMapping | None, list[Problem]]:
-    """The mapping plus every problem found in it (stage names checked when a pipeline is given)."""
+    """The mapping plus every problem found in it (stage names checked when a pipeline is given).
+
+    When the file has mistakes, the mapping holds the sections that are right on their
+    own (so segments can still be checked against its custom fields); ``None`` only
+    when the file cannot be read at all.
+    """
     shown = workspace.shown(path)
     data, problems = load_yaml(path, shown)
     if problems:
@@ -137,9 +142,9 @@ def read_mapping(
         # Report what is wrong in the shape, and still check the parts that are right.
         problems = validation_problems(shown, data, exc, CrmFile)
         partial = _valid_parts(data)
-        problems += _duplicate_columns(partial, data, shown)
-        problems += _stage_names(partial, data, shown, pipeline)[1]
-        return None, problems
+        stage_names, stage_problems = _stage_names(partial, data, shown, pipeline)
+        problems += _duplicate_columns(partial, data, shown) + stage_problems
+        return CrmMapping(partial, stage_names), problems
     stage_names, stage_problems = _stage_names(spec, data, shown, pipeline)
     problems = _duplicate_columns(spec, data, shown) + stage_problems
     return CrmMapping(spec, stage_names), problems
@@ -149,13 +154,31 @@ def _valid_parts(data: Any) -> CrmFile:
     """A mapping made of the sections of ``data`` that validate on their own."""
     sections = data if isinstance(data, dict) else {}
     parts: dict[str, Any] = {}
+    for name in ("attributes", "account_attributes"):  # one bad entry keeps the others
+        entries = sections.get(name)
+        parts[name] = {
+            key: spec
+            for key, entry in (entries.items() if isinstance(entries, dict) else ())
+            if (spec := _attribute_or_none(key, entry)) is not None
+        }
     for name, field in CrmFile.model_fields.items():
+        if name in parts:
+            continue
         adapter: TypeAdapter[Any] = TypeAdapter(field.annotation or Any)
         try:
             parts[name] = adapter.validate_python(sections.get(name, field.default))
         except ValidationError:
             continue
     return CrmFile.model_construct(**parts)
+
+
+def _attribute_or_none(name: Any, entry: Any) -> AttributeSpec | None:
+    if not isinstance(name, str) or not re.match(ATTRIBUTE_NAME, name):
+        return None
+    try:
+        return AttributeSpec.model_validate(entry)
+    except ValidationError:
+        return None
 
 
 def _stage_names(

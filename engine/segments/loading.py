@@ -37,18 +37,25 @@ class SegmentSet:
 def read_segments(
     workspace: Workspace,
     fields: dict[str, FieldSpec],
-    stages: Collection[str],
+    stages: Collection[str] | None,
     sequences: Collection[str] | None,
+    custom_fields_known: bool = True,
 ) -> tuple[SegmentSet, list[Problem]]:
-    """Parse ``segments/*.yaml``; the valid segments and every problem found."""
-    parser = SegmentParser(fields, stages, sequences)
+    """Parse ``segments/*.yaml``; the valid segments and every problem found.
+
+    ``None`` stages or sequences are not checked (their own file is unreadable).
+    """
+    parser = SegmentParser(fields, stages, sequences, custom_fields_known)
     parsed: dict[str, Segment] = {}
+    failed: dict[str, str] = {}  # name -> file, for segments with mistakes of their own
     for path in sorted((workspace.root / SEGMENTS_DIR).glob("*.yaml")):
         shown = workspace.shown(path)
         data, problems = load_yaml(path, shown)
         parser.problems.extend(problems)
         segment = None if problems else parser.parse(data, shown)
         if segment is None:
+            name = data.get("name") if isinstance(data, dict) else None
+            failed.setdefault(str(name) if name else path.stem, shown)
             continue
         if segment.name in parsed:
             first = parsed[segment.name]
@@ -59,7 +66,7 @@ def read_segments(
             continue
         parsed[segment.name] = segment
     problems = parser.problems
-    broken = _reference_problems(parsed, problems)
+    broken = _reference_problems(parsed, failed, problems)
     valid = {name: s for name, s in parsed.items() if name not in broken}
     return SegmentSet(valid), problems
 
@@ -75,13 +82,18 @@ def references(condition: Condition) -> Iterator[SegmentRef]:
         yield from references(condition.condition)
 
 
-def _reference_problems(parsed: dict[str, Segment], problems: list[Problem]) -> set[str]:
+def _reference_problems(
+    parsed: dict[str, Segment], failed: dict[str, str], problems: list[Problem]
+) -> set[str]:
     """Report unknown references and cycles; the names of segments that cannot be used."""
     broken: set[str] = set()
     for segment in parsed.values():
         for ref in references(segment.where):
-            if ref.name not in parsed:
-                message = f"unknown segment '{ref.name}'; {suggest(ref.name, parsed)}"
+            if ref.name in failed:
+                broken.add(segment.name)  # its own file reports what is wrong with it
+            elif ref.name not in parsed:
+                others = [name for name in parsed if name != segment.name]
+                message = f"unknown segment '{ref.name}'; {suggest(ref.name, others)}"
                 problems.append(Problem(segment.path, ref.line, message))
                 broken.add(segment.name)
     for cycle in _cycles(parsed):

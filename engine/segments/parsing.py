@@ -39,6 +39,7 @@ COUNT_OPS = (Op.EQ, Op.NE, Op.GT, Op.GTE, Op.LT, Op.LTE, Op.BETWEEN)
 _KEYWORDS = ("all", "any", "not", "segment", "event", "in_sequence", "completed_sequence")
 _LIST_OPS = (Op.IN, Op.NOT_IN, Op.CONTAINS_ANY)
 _NEVER = object()
+_CUSTOM_PREFIXES = ("attributes.", "account.attributes.")
 _UNUSED_NOW = datetime(1970, 1, 1, tzinfo=UTC)  # absolute dates do not depend on now
 
 
@@ -51,8 +52,9 @@ class SegmentParser:
     """Parses segment files against the fields, stages and sequences of one workspace."""
 
     fields: dict[str, FieldSpec]
-    stages: Collection[str]
+    stages: Collection[str] | None  # None: stages are not checked (stages.yaml unreadable)
     sequences: Collection[str] | None  # None: sequences are not checked
+    custom_fields_known: bool = True  # False: crm.yaml is unreadable, custom fields unchecked
     problems: list[Problem] = field(default_factory=list)
     _shown: str = ""
 
@@ -157,7 +159,9 @@ class SegmentParser:
     def _count(self, node: CommentedMap) -> Count | None:
         value = node["count"]
         if _is_int(value):
-            return Count(Op.EQ, int(value))
+            message = f"count: write {{gte: {value}}} for at least {value}, or {{eq: {value}}}"
+            self._problem(node, "count", message + f" for exactly {value}")
+            return None
         if not isinstance(value, CommentedMap) or len(value) != 1:
             message = "count: expected a number or one comparison such as {gte: 2}; "
             self._problem(node, "count", message + "valid: eq, ne, gt, gte, lt, lte, between")
@@ -182,7 +186,8 @@ class SegmentParser:
     def _field(self, name: str, value: Any, node: CommentedMap) -> Condition | None:
         spec = self.fields.get(name)
         if spec is None:
-            self._problem(node, name, self._unknown_field(name))
+            if self.custom_fields_known or not name.startswith(_CUSTOM_PREFIXES):
+                self._problem(node, name, self._unknown_field(name))
             return None
         if isinstance(value, CommentedSeq):
             self._problem(node, name, f"{name}: a list needs an operator: {{in: [...]}}")
@@ -196,8 +201,7 @@ class SegmentParser:
         for op_name, argument in operations.items():
             at: tuple[Any, Any] = (value, op_name) if written else (node, name)
             if op_name not in spec.operators:
-                message = f"{name}: unknown operator '{op_name}' for a {spec.type} field; "
-                self._problem(*at, message + suggest(str(op_name), spec.operators))
+                self._problem(*at, _operator_message(spec, str(op_name), written))
                 continue
             op = Op(op_name)
             try:
@@ -209,9 +213,11 @@ class SegmentParser:
         return conditions[0] if len(conditions) == 1 else AllOf(tuple(conditions))
 
     def _unknown_field(self, name: str) -> str:
-        if name.startswith(("attributes.", "account.attributes.")):
+        if name.startswith(_CUSTOM_PREFIXES):
+            prefix = "account.attributes." if name.startswith("account.") else "attributes."
+            custom = [f for f in self.fields if f.startswith(prefix)] or ["(none defined)"]
             return (f"unknown custom field '{name}' (custom fields are typed in "
-                    f"config/crm.yaml); {suggest(name, self.fields)}")  # fmt: skip
+                    f"config/crm.yaml); {suggest(name, custom)}")  # fmt: skip
         return f"unknown field '{name}'; {suggest(name, self.fields)}"
 
     # values -------------------------------------------------------------------
@@ -222,6 +228,10 @@ class SegmentParser:
             if not isinstance(argument, bool):
                 raise _Invalid(f"{spec.name}: exists takes true or false")
             return argument
+        if isinstance(argument, CommentedSeq) and op not in (*_LIST_OPS, Op.BETWEEN):
+            hint = {Op.CONTAINS: " (for any of several, use contains_any)", Op.EQ: " (use in)",
+                    Op.NE: " (use not_in)"}.get(op, "")  # fmt: skip
+            raise _Invalid(f"{spec.name}: {op} takes one value, not a list{hint}")
         if op in _LIST_OPS:
             if not isinstance(argument, CommentedSeq) or not argument:
                 raise _Invalid(f"{spec.name}: {op} takes a non-empty list, e.g. [a, b]")
@@ -241,8 +251,8 @@ class SegmentParser:
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise _Invalid(f"{spec.name}: '{value}' is not text")
             text = str(value)
-            if spec.name == "stage" and text not in self.stages:
-                raise _Invalid(f"unknown stage '{text}'; {suggest(text, self.stages)}")
+            if spec.name == "stage" and self.stages is not None and text not in self.stages:
+                raise _Invalid(f"stage: unknown stage '{text}'; {suggest(text, self.stages)}")
             return text
         if kind is FieldType.INT:
             if not _is_int(value):
@@ -274,8 +284,11 @@ class SegmentParser:
 
     def _check_sequence(self, name: str, node: Any, key: str) -> None:
         if self.sequences is not None and name not in self.sequences:
-            known = sorted(self.sequences) or ["(none yet: config/sequences/ is empty)"]
-            self._problem(node, key, f"unknown sequence '{name}'; {suggest(name, known)}")
+            if self.sequences:
+                hint = suggest(name, sorted(self.sequences))
+            else:
+                hint = "no sequences are defined yet (config/sequences/ is empty)"
+            self._problem(node, key, f"{key}: unknown sequence '{name}'; {hint}")
 
     def _problem(self, node: Any, key: Any, message: str) -> None:
         self.problems.append(Problem(self._shown, _line(node, key), message))
@@ -326,3 +339,14 @@ def _duration(key: str, value: Any) -> Any:
         return parse_duration(str(value))
     except ValueError as exc:
         raise _Invalid(f"{key}: {exc}") from None
+
+
+def _operator_message(spec: FieldSpec, op_name: str, written: bool) -> str:
+    kind = f"{'an' if spec.type[0] in 'aeiou' else 'a'} {spec.type} field"
+    if not written:  # a bare value stands for eq
+        example = " e.g. {gt: 21d}" if spec.type is FieldType.DURATION else ""
+        return (f"{spec.name}: a bare value means eq, which {kind} does not take; write an "
+                f"operator{example}; valid: {', '.join(spec.operators)}")  # fmt: skip
+    return (
+        f"{spec.name}: unknown operator '{op_name}' for {kind}; {suggest(op_name, spec.operators)}"
+    )
