@@ -91,9 +91,7 @@ def worker_import(url: str, csv_path: Path, rejects_path: Path) -> None:
     mapping = load_mapping(REPO / "config" / "crm.yaml", runtime.workspace, pipeline)
     started = time.perf_counter()
     batch_size = runtime.settings.imports.batch_size  # as `salescycle contacts import` uses
-    summary = ContactImporter(engine, pipeline, mapping, batch_size).run(
-        csv_path, rejects_path
-    )
+    summary = ContactImporter(engine, pipeline, mapping, batch_size).run(csv_path, rejects_path)
     seconds = time.perf_counter() - started
     engine.dispose()
     _emit(

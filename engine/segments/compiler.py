@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import String
+from sqlalchemy.types import Boolean, Integer
 
 from engine.segments.fields import FieldSpec
 from engine.segments.loading import SegmentSet
@@ -48,28 +48,83 @@ from engine.segments.model import (
 from engine.storage.schema import accounts, contacts, enrollments, events, messages, owners
 from engine.vocabulary import EnrollmentStatus
 
-ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _TABLES = {"contact": contacts, "account": accounts, "owner": owners}
 _OPEN = (EnrollmentStatus.ACTIVE.value, EnrollmentStatus.PAUSED.value)
 
 
-class ascii_lower(FunctionElement[str]):  # noqa: N801  (reads as the SQL function it renders)
-    """Lower-cases A-Z only, the same on every database (SQLite's lower() does just that)."""
+class text_search(ColumnElement[bool]):  # noqa: N801  (an SQL construct, named like one)
+    """``value`` contains / starts with / ends with any of ``words``, ignoring the case of A-Z.
 
-    type = String()
+    Rendered per database for speed with the same meaning: SQLite's LIKE already folds
+    A-Z and nothing else; PostgreSQL gets one regular expression in which every ASCII
+    letter is a two-letter class (``[cC]``), since its ILIKE and lower() fold every letter.
+    """
+
+    type = Boolean()
+    inherit_cache = False
+
+    def __init__(self, value: ColumnElement[Any], words: tuple[str, ...], where: str) -> None:
+        self.value = value
+        self.words = words
+        self.where = where  # "contains", "starts_with" or "ends_with"
+
+
+@compiles(text_search)
+def _text_search_like(element: text_search, compiler: SQLCompiler, **kw: Any) -> str:
+    lead = "" if element.where == "starts_with" else "%"
+    tail = "" if element.where == "ends_with" else "%"
+    likes = [
+        element.value.like(f"{lead}{_like_escape(word)}{tail}", escape="/")
+        for word in element.words
+    ]
+    return f"({compiler.process(or_(*likes), **kw)})"  # a unit inside AND / NOT
+
+
+@compiles(text_search, "postgresql")
+def _text_search_regex(element: text_search, compiler: SQLCompiler, **kw: Any) -> str:
+    lead = "^" if element.where == "starts_with" else ""
+    tail = "$" if element.where == "ends_with" else ""
+    words = "|".join(_regex_ascii_folded(word) for word in element.words)
+    return f"({compiler.process(element.value.regexp_match(f'{lead}({words}){tail}'), **kw)})"
+
+
+def _like_escape(word: str) -> str:
+    return word.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def _regex_ascii_folded(word: str) -> str:
+    """A PostgreSQL regular expression matching ``word`` with A-Z folded, nothing else."""
+    parts = []
+    for char in word:
+        if char.isascii() and char.isalpha():
+            parts.append(f"[{char.lower()}{char.upper()}]")
+        elif char.isalnum() or not char.isascii():
+            parts.append(char)
+        else:
+            parts.append("\\" + char)
+    return "".join(parts)
+
+
+class grouping_key(FunctionElement[int]):  # noqa: N801
+    """A GROUP BY column that SQLite must not pick an index for (``+column``).
+
+    Grouping events by contact tempts SQLite into walking the whole (contact_id, ...)
+    index in order instead of the (kind, occurred_at, ...) index that selects the few
+    rows wanted; the unary plus is SQLite's documented way to rule an index out.
+    """
+
+    type = Integer()
     inherit_cache = True
 
 
-@compiles(ascii_lower)
-def _ascii_lower_default(element: ascii_lower, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"
+@compiles(grouping_key)
+def _grouping_key_default(element: grouping_key, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
 
 
-@compiles(ascii_lower, "postgresql")
-def _ascii_lower_postgresql(element: ascii_lower, compiler: SQLCompiler, **kw: Any) -> str:
-    # PostgreSQL's lower() folds every letter (Ø -> ø); translate() folds A-Z alone.
-    argument = compiler.process(element.clauses, **kw)
-    return f"translate({argument}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+@compiles(grouping_key, "sqlite")
+def _grouping_key_sqlite(element: grouping_key, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"
 
 
 class SegmentCompiler:
@@ -80,11 +135,28 @@ class SegmentCompiler:
         self.fields = fields
         self.now = now
 
-    def from_clause(self) -> FromClause:
-        """Contacts with their account and owner: what :meth:`condition` expressions read."""
-        return contacts.outerjoin(accounts, contacts.c.account_id == accounts.c.id).outerjoin(
-            owners, contacts.c.owner_id == owners.c.id
-        )
+    def from_clause(self, condition: Condition | None = None) -> FromClause:
+        """Contacts, joined to their account and owner where ``condition`` reads them
+        (always, without a condition): what :meth:`condition` expressions read."""
+        tables = {"account", "owner"} if condition is None else self._tables(condition)
+        joined: FromClause = contacts
+        if "account" in tables:
+            joined = joined.outerjoin(accounts, contacts.c.account_id == accounts.c.id)
+        if "owner" in tables:
+            joined = joined.outerjoin(owners, contacts.c.owner_id == owners.c.id)
+        return joined
+
+    def _tables(self, condition: Condition) -> set[str]:
+        """The tables a condition's fields live in (following segment references)."""
+        if isinstance(condition, FieldCondition):
+            return {self.fields[condition.field].table}
+        if isinstance(condition, AllOf | AnyOf):
+            return set().union(*(self._tables(c) for c in condition.conditions))
+        if isinstance(condition, Not):
+            return self._tables(condition.condition)
+        if isinstance(condition, SegmentRef):
+            return self._tables(self.segments.get(condition.name).where)
+        return set()
 
     def members(self, name: str) -> Select[int]:
         """``SELECT contacts.id`` of the segment's members, in id order."""
@@ -94,7 +166,7 @@ class SegmentCompiler:
         """``SELECT contacts.id`` of the contacts matching ``condition``, in id order."""
         return (
             select(contacts.c.id)
-            .select_from(self.from_clause())
+            .select_from(self.from_clause(condition))
             .where(self.condition(condition))
             .order_by(contacts.c.id)
         )
@@ -167,7 +239,9 @@ class SegmentCompiler:
             if condition.step is not None:
                 of_sequence.append(messages.c.step_id == condition.step)
             filters.append(events.c.message_id.in_(select(messages.c.id).where(*of_sequence)))
-        counted = select(events.c.contact_id).where(*filters).group_by(events.c.contact_id)
+        counted = (
+            select(events.c.contact_id).where(*filters).group_by(grouping_key(events.c.contact_id))
+        )
         tally = func.count()
         if condition.count.holds(0):
             # zero events qualify: a member is anyone not among those whose count fails
@@ -202,13 +276,9 @@ def _present(value: Any, expression: ColumnElement[bool]) -> ColumnElement[bool]
 
 def _compare(value: Any, op: Op, argument: Any) -> ColumnElement[bool]:
     if op in (Op.CONTAINS, Op.STARTS_WITH, Op.ENDS_WITH, Op.CONTAINS_ANY):
-        folded = ascii_lower(value)
         words = argument if op is Op.CONTAINS_ANY else (argument,)
-        method = {Op.STARTS_WITH: "startswith", Op.ENDS_WITH: "endswith"}.get(op, "contains")
-        matches = [
-            getattr(folded, method)(word.translate(ASCII_LOWER), autoescape=True) for word in words
-        ]
-        return or_(*matches)
+        where = op.value if op in (Op.STARTS_WITH, Op.ENDS_WITH) else "contains"
+        return text_search(value, tuple(words), where)
     if op is Op.IN:
         return value.in_(argument)  # type: ignore[no-any-return]
     if op is Op.NOT_IN:
@@ -237,16 +307,10 @@ def count_members(connection: Connection, compiler: SegmentCompiler, name: str) 
 def iter_member_ids(
     connection: Connection, compiler: SegmentCompiler, name: str, batch_size: int = 10_000
 ) -> Iterator[list[int]]:
-    """The segment's member ids in id order, streamed in batches (keyset pagination)."""
-    query = compiler.members(name)
-    last = 0
-    while True:
-        page = query.where(contacts.c.id > last).limit(batch_size)
-        ids = [int(i) for i in connection.scalars(page)]
-        if not ids:
-            return
-        yield ids
-        last = ids[-1]
+    """The segment's member ids in id order, streamed in batches from one query."""
+    streaming = connection.execution_options(stream_results=True, yield_per=batch_size)
+    for batch in streaming.execute(compiler.members(name)).scalars().partitions(batch_size):
+        yield [int(member) for member in batch]
 
 
 def not_enrolled(compiler: SegmentCompiler, name: str, sequence: str) -> Select[int]:
