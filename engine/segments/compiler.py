@@ -8,7 +8,7 @@ enrollment conditions are set-based ``IN`` subqueries, never one query per conta
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -213,7 +213,12 @@ class SegmentCompiler:
     def _moment(self, spec: FieldSpec, value: Any, op: Op, argument: Any) -> ColumnElement[bool]:
         def point(moment: Moment) -> Any:
             instant = moment.resolve(self.now)
-            return instant.date().isoformat() if spec.type is FieldType.DATE else instant
+            # a day is the UTC day, whatever offset the moment was written with
+            return (
+                instant.astimezone(UTC).date().isoformat()
+                if spec.type is FieldType.DATE
+                else instant
+            )
 
         if op is Op.BETWEEN:
             return and_(value >= point(argument[0]), value <= point(argument[1]))
