@@ -29,6 +29,7 @@ from _segment_data import (
 from _services import PostgresServer
 from sqlalchemy import Engine, create_engine, text
 
+from engine.segments.compiler import SegmentCompiler, not_enrolled
 from engine.storage import create_database_engine, upgrade
 
 SEQUENCES = ("connecting-outreach", "nurture")
@@ -398,3 +399,24 @@ def _assert_members(database: Engine, workspace: Path, cases: Cases) -> None:
                     f"    reference {found.reference}"
                 )
     assert not wrong, f"{len(wrong)} of {len(cases)} segments wrong:\n" + "\n".join(wrong)
+
+
+def test_not_enrolled_leaves_out_every_contact_with_an_enrollment_in_the_sequence(
+    database: Engine, workspace: Path
+) -> None:
+    # Given a segment of research and prospecting contacts, some enrolled (in any status)
+    where = "stage: {in: [research, prospecting]}"
+    _write_segments(workspace, {"early": (where, set())})
+    segments, fields = load_segments(workspace, SEQUENCES)
+    compiler = SegmentCompiler(segments, fields, NOW)
+    rows = _dataset()
+    early = {c["id"] for c in rows.contacts if c["stage"] in ("research", "prospecting")}
+    enrolled = {e["contact_id"] for e in rows.enrollments if e["sequence"] == SEQUENCES[0]}
+    assert early & enrolled and early - enrolled  # the dataset exercises both sides
+
+    # When the set to enroll is asked for
+    with database.connect() as connection:
+        to_enroll = set(connection.scalars(not_enrolled(compiler, "early", SEQUENCES[0])))
+
+    # Then it is the members without any enrollment in that sequence, in one query
+    assert to_enroll == early - enrolled
