@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Connection,
     FromClause,
@@ -45,6 +46,7 @@ from engine.segments.model import (
     Op,
     SegmentRef,
 )
+from engine.storage.bulk import stream_first_column
 from engine.storage.schema import accounts, contacts, enrollments, events, messages, owners
 from engine.vocabulary import EnrollmentStatus
 
@@ -275,8 +277,14 @@ def _value_expression(spec: FieldSpec) -> ColumnElement[Any]:
 
 
 def _present(value: Any, expression: ColumnElement[bool]) -> ColumnElement[bool]:
-    """A missing value never matches: ``value IS NOT NULL AND ...`` is never NULL."""
-    return and_(value.is_not(None), expression)
+    """A missing value never matches, and the result is never NULL (so ``not`` complements).
+
+    A column gets ``value IS NOT NULL AND ...``, which keeps its indexes usable; a value
+    read out of JSON gets ``coalesce(..., false)``, which reads it once instead of twice.
+    """
+    if isinstance(value, Column):
+        return and_(value.is_not(None), expression)
+    return func.coalesce(expression, false())
 
 
 def _compare(value: Any, op: Op, argument: Any) -> ColumnElement[bool]:
@@ -313,9 +321,7 @@ def iter_member_ids(
     connection: Connection, compiler: SegmentCompiler, name: str, batch_size: int = 10_000
 ) -> Iterator[list[int]]:
     """The segment's member ids in id order, streamed in batches from one query."""
-    streaming = connection.execution_options(stream_results=True, yield_per=batch_size)
-    for batch in streaming.execute(compiler.members(name)).scalars().partitions(batch_size):
-        yield [int(member) for member in batch]
+    yield from stream_first_column(connection, compiler.members(name), batch_size)
 
 
 def not_enrolled(compiler: SegmentCompiler, name: str, sequence: str) -> Select[int]:
