@@ -14,68 +14,41 @@ The table goes to stdout and the same figures to ``bench/results/import.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import importlib
-import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-BENCH = REPO / "bench"
+BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:  # for ``_common`` when run as a script or imported
+    sys.path.insert(0, str(BENCH))
+
+import _common as common  # noqa: E402
+from _common import REPO, Figure  # noqa: E402
+
 DATA_DIR = BENCH / "data"
 RESULTS_FILE = BENCH / "results" / "import.json"
 GENERATOR = REPO / "examples" / "generate_crm.py"
-POSTGRES_URL_ENV = "SALESCYCLE_BENCH_POSTGRES_URL"
 
 FULL_SIZES = (100_000, 1_000_000)
 QUICK_SIZES = (20_000, 200_000)
 TARGET_ROWS_PER_S = 20_000.0  # SQLite, fresh database, the smaller file
 TARGET_MEMORY_RATIO = 1.5  # peak MiB of the larger import / peak MiB of the smaller one
-RESULT_MARK = "BENCH-RESULT "  # prefix of the worker's one JSON line on stdout
 EMAIL_HEADERS = ("email", "person - email", "e-mail")  # as in config/crm.yaml, lower-cased
 
-Figure = dict[str, Any]
 Run = dict[str, Any]
 
-
-class WorkerError(RuntimeError):
-    """A measurement subprocess exited with an error; the message holds its stderr tail."""
-
-
-class _PostgresServer(Protocol):
-    """The part of ``tests/_services.PostgresServer`` the bench uses."""
-
-    def create_database(self, name: str) -> str: ...
-
-    def drop_database(self, name: str) -> None: ...
-
-    def stop(self) -> None: ...
+_log = common.logger("bench/import")
 
 
 # --------------------------------------------------------------------------
 # Workers: run in a fresh interpreter, print one JSON line prefixed with RESULT_MARK
-
-
-def _peak_mib() -> float:
-    """Peak resident memory of this process plus its largest finished child, in MiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return (own + children) / 1024  # ru_maxrss is in KiB on Linux
-
-
-def _emit(result: dict[str, Any]) -> None:
-    print(RESULT_MARK + json.dumps(result), flush=True)
 
 
 def worker_import(url: str, csv_path: Path, rejects_path: Path) -> None:
@@ -94,7 +67,7 @@ def worker_import(url: str, csv_path: Path, rejects_path: Path) -> None:
     summary = ContactImporter(engine, pipeline, mapping, batch_size).run(csv_path, rejects_path)
     seconds = time.perf_counter() - started
     engine.dispose()
-    _emit(
+    common.emit(
         {
             "rows": summary.rows,
             "seconds": seconds,
@@ -103,7 +76,7 @@ def worker_import(url: str, csv_path: Path, rejects_path: Path) -> None:
             "updated": summary.updated,
             "unchanged": summary.unchanged,
             "rejected": summary.rejected,
-            "peak_mib": _peak_mib(),
+            "peak_mib": common.peak_mib(children=True),
         }
     )
 
@@ -127,13 +100,13 @@ def worker_parse(csv_path: Path) -> None:
             except (EmailNotValidError, IndexError):
                 invalid += 1
     seconds = time.perf_counter() - started
-    _emit(
+    common.emit(
         {
             "rows": rows,
             "seconds": seconds,
             "rows_per_s": rows / seconds if seconds else 0.0,
             "invalid": invalid,
-            "peak_mib": _peak_mib(),
+            "peak_mib": common.peak_mib(children=True),
         }
     )
 
@@ -153,10 +126,6 @@ def _worker_main(argv: Sequence[str]) -> int:
 
 # --------------------------------------------------------------------------
 # The parent: data files, subprocesses, PostgreSQL, the table
-
-
-def _log(message: str) -> None:
-    print(f"[bench/import] {message}", file=sys.stderr, flush=True)
 
 
 def size_label(rows: int) -> str:
@@ -183,18 +152,6 @@ def ensure_csv(rows: int) -> Path:
     return path
 
 
-def _launch(worker_args: Sequence[str]) -> dict[str, Any]:
-    """Run one worker in a fresh interpreter and return its result line."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", *worker_args]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith(RESULT_MARK):
-            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
-            return result
-    tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-    raise WorkerError(f"worker {worker_args[0]} exited with status {done.returncode}:\n{tail}")
-
-
 def _measure(runs: list[Run], name: str, worker_args: Sequence[str]) -> Run:
     """Launch one measurement, log it and keep its record (``error`` set if it failed)."""
     _log(f"{name} ...")
@@ -202,8 +159,8 @@ def _measure(runs: list[Run], name: str, worker_args: Sequence[str]) -> Run:
     launcher_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     run: Run = {"name": name, "launcher_peak_mib": round(launcher_mib, 1)}
     try:
-        run.update(_launch(worker_args))
-    except WorkerError as exc:
+        run.update(common.launch(__file__, worker_args, stream_stderr=False))
+    except common.WorkerError as exc:
         run["error"] = str(exc)
         _log(f"{name} FAILED: {exc}")
     else:
@@ -228,27 +185,6 @@ def _run_line(run: Run) -> str:
     )
 
 
-@contextlib.contextmanager
-def postgres_database(workdir: Path) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database URL; raises if no server can be had."""
-    sys.path.insert(0, str(REPO / "tests"))
-    services = importlib.import_module("_services")
-    external = os.environ.get(POSTGRES_URL_ENV)
-    if external:
-        server = cast(_PostgresServer, services.PostgresServer.external(external))
-    else:
-        server = cast(_PostgresServer, services.PostgresServer.start(workdir / "postgres"))
-    name = f"bench_import_{uuid.uuid4().hex[:12]}"
-    try:
-        yield server.create_database(name)
-    finally:
-        try:
-            if external:
-                server.drop_database(name)
-        finally:
-            server.stop()  # a no-op for an external server
-
-
 def _rate(run: Run) -> float | None:
     if "error" in run or "skipped" in run:
         return None
@@ -270,16 +206,10 @@ def _figure(
         shown = f"{value:,.0f} rows/s"
     else:
         shown = f"{value:,.1f} {unit}"
-    return {
-        "figure": figure,
-        "value": None if value is None else round(value, 2),
-        "unit": unit,
-        "value_display": shown,
-        "target": target,
-        "ratio": None if ratio is None else round(ratio, 3),
-        "ratio_display": "-" if ratio is None else f"{ratio:.2f}x {ratio_of}".rstrip(),
-        "status": status,
-    }
+    ratio_shown = "-" if ratio is None else f"{ratio:.2f}x {ratio_of}".rstrip()
+    return common.figure_record(
+        figure, value, shown, target, ratio, ratio_shown, status, unit=unit, digits=2
+    )
 
 
 def _failed_status(run: Run) -> str:
@@ -394,21 +324,6 @@ def build_figures(
     return figures
 
 
-def format_table(figures: Sequence[Figure]) -> str:
-    """figure | value | target | ratio vs baseline | pass/short, as aligned text."""
-    head = ("figure", "value", "target", "ratio vs baseline", "pass/short")
-    keys = ("figure", "value_display", "target", "ratio_display", "status")
-    body = [tuple(str(f[k]) for k in keys) for f in figures]
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
-        return " | ".join(padded).rstrip()
-
-    rule = "-+-".join("-" * width for width in widths)
-    return "\n".join([line(head), rule, *(line(row) for row in body)])
-
-
 def main(argv: Sequence[str] | None = None) -> list[Figure]:
     """Run the benchmark, print the table, write ``bench/results/import.json``; return figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -451,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> list[Figure]:
         pg_name = f"PostgreSQL import {s} fresh"
         pg: Run | None = None
         try:
-            with postgres_database(work) as pg_url:
+            with common.postgres_database(work, "bench_import_") as pg_url:
                 pg = _measure(
                     runs,
                     pg_name,
@@ -469,26 +384,23 @@ def main(argv: Sequence[str] | None = None) -> list[Figure]:
 
     figures = build_figures(small, large, parse, fresh, again, pg, big)
     print(f"import benchmark{' (--quick)' if args.quick else ''}: {s} and {g} rows")
-    print(format_table(figures))
+    print(common.format_table(figures))
     print()
     for note in notes:
         print(note)
     for run in runs:
         print(_run_line(run))
 
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "bench": "import",
-        "quick": bool(args.quick),
-        "started": began.isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus",
-        "sizes": [small, large],
-        "figures": figures,
-        "runs": runs,
-        "notes": notes,
-    }
-    RESULTS_FILE.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    common.write_results(
+        RESULTS_FILE,
+        "import",
+        bool(args.quick),
+        began,
+        sizes=[small, large],
+        figures=figures,
+        runs=runs,
+        notes=notes,
+    )
     return figures
 
 

@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:  # for ``_common`` when run as a script or imported
+    sys.path.insert(0, str(BENCH))
+
+from _common import TABLE_HEAD, format_rows  # noqa: E402
+
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
 
 Row = tuple[str, str, str, str, str]
-HEAD: Row = ("figure", "value", "target", "ratio vs baseline", "pass/short")
 
 
 def scripts() -> list[Path]:
@@ -67,14 +71,7 @@ def run_one(script: Path, args: Sequence[str]) -> list[Row]:
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    widths = [max(len(row[i]) for row in [HEAD, *rows]) for i in range(len(HEAD))]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
-        return " | ".join(padded).rstrip()
-
-    rule = "-+-".join("-" * width for width in widths)
-    return "\n".join([line(HEAD), rule, *(line(row) for row in rows)])
+    return format_rows(TABLE_HEAD, rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,31 +27,36 @@ MISMATCH; a SHORT figure is reported, not treated as a failure.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import gc
 import hashlib
-import importlib
-import json
-import os
-import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-if str(BENCH) not in sys.path:  # for ``_segment_dataset`` when run as a script or imported
+if str(BENCH) not in sys.path:  # for ``_segment_dataset`` and ``_common`` as a script or imported
     sys.path.insert(0, str(BENCH))
 
 import _segment_dataset as data  # noqa: E402
+from _common import (  # noqa: E402
+    Figure,
+    WorkerError,
+    emit,
+    figure_record,
+    format_table,
+    launch,
+    logger,
+    peak_mib,
+    postgres_database,
+    write_results,
+)
 from sqlalchemy import Connection, Dialect, text  # noqa: E402
 from sqlalchemy.dialects.postgresql.base import PGDialect  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
@@ -72,7 +77,6 @@ from engine.workspace import Workspace, init_workspace  # noqa: E402
 
 DATA_DIR = BENCH / "data"
 RESULTS_FILE = BENCH / "results" / "segments.json"
-POSTGRES_URL_ENV = "SALESCYCLE_BENCH_POSTGRES_URL"
 
 COUNT_TARGET_S = 1.0  # every segment counted within this, on both databases
 SPEEDUP_TARGET = 100.0  # reference seconds / compiled listing seconds
@@ -81,7 +85,6 @@ SLOW_RUN_S = 20.0  # a run slower than this is not repeated
 TIMEOUT_S = 300.0  # a run slower than this is abandoned
 REFERENCE_SUBSET = 200_000  # contacts the reference path is measured on when memory is short
 REFERENCE_MEMORY_MIB = 8192.0  # the reference path's budget
-RESULT_MARK = "BENCH-RESULT "  # prefix of a worker's one JSON line on stdout
 
 EVERYONE = "bench-everyone"  # the baseline: every contact
 EVENT_HEAVY = "bench-event-heavy"
@@ -129,30 +132,12 @@ where:
 """,
 }
 
-Figure = dict[str, Any]
-Log = Callable[[str], None]
-
-
-class WorkerError(RuntimeError):
-    """A measurement subprocess exited with an error."""
-
 
 class TimedOut(RuntimeError):
     """A timed run went past :data:`TIMEOUT_S`."""
 
 
-class _PostgresServer(Protocol):
-    """The part of ``tests/_services.PostgresServer`` the bench uses."""
-
-    def create_database(self, name: str) -> str: ...
-
-    def drop_database(self, name: str) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-def _log(message: str) -> None:
-    print(f"[bench/segments] {message}", file=sys.stderr, flush=True)
+_log = logger("bench/segments")
 
 
 # --------------------------------------------------------------------------
@@ -436,14 +421,6 @@ def _rss_mib() -> float:
     return 0.0
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _emit(result: dict[str, Any]) -> None:
-    print(RESULT_MARK + json.dumps(result), flush=True)
-
-
 def worker_probe(db: Path) -> None:
     """Load the dataset once: its time and the memory it takes."""
     engine = create_database_engine(f"sqlite:///{db}")
@@ -454,13 +431,13 @@ def worker_probe(db: Path) -> None:
         seconds = time.perf_counter() - started
     contacts = len(dataset.contacts)
     events = sum(len(v) for v in dataset.events_by_contact.values())
-    _emit(
+    emit(
         {
             "seconds": seconds,
             "contacts": contacts,
             "events": events,
             "base_mib": before,
-            "peak_mib": _peak_mib(),
+            "peak_mib": peak_mib(),
         }
     )
 
@@ -502,7 +479,7 @@ def worker_reference(db: Path, workspace: Path, names: Sequence[str]) -> None:
             line = f"{name}: {seconds:.1f} s, {len(reference):,} members, {verdict}"
             print(f"[bench/segments worker] {line}", file=sys.stderr, flush=True)
     engine.dispose()
-    _emit({"segments": results, "peak_mib": _peak_mib()})
+    emit({"segments": results, "peak_mib": peak_mib()})
 
 
 def _worker_main(argv: Sequence[str]) -> int:
@@ -519,13 +496,7 @@ def _worker_main(argv: Sequence[str]) -> int:
 
 def _launch(worker_args: Sequence[str]) -> dict[str, Any]:
     """Run one worker in a fresh interpreter (its stderr streams through); its result line."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", *worker_args]
-    done = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, text=True, check=False)
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith(RESULT_MARK):
-            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
-            return result
-    raise WorkerError(f"worker {worker_args[0]} exited with status {done.returncode} (see stderr)")
+    return launch(__file__, worker_args, stream_stderr=True)
 
 
 def _memory_available_mib() -> float:
@@ -577,55 +548,10 @@ def plan_reference(full: Path, contacts: int) -> ReferencePlan:
 
 
 # --------------------------------------------------------------------------
-# PostgreSQL
-
-
-@contextlib.contextmanager
-def postgres_database(workdir: Path) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database URL; raises if no server can be had."""
-    sys.path.insert(0, str(REPO / "tests"))
-    services = importlib.import_module("_services")
-    external = os.environ.get(POSTGRES_URL_ENV)
-    if external:
-        server = cast(_PostgresServer, services.PostgresServer.external(external))
-    else:
-        server = cast(_PostgresServer, services.PostgresServer.start(workdir / "postgres"))
-    name = f"bench_segments_{uuid.uuid4().hex[:12]}"
-    try:
-        yield server.create_database(name)
-    finally:
-        try:
-            if external:
-                server.drop_database(name)
-        finally:
-            server.stop()  # a no-op for an external server
-
-
-# --------------------------------------------------------------------------
 # Figures and the table
 
 
-def _figure(
-    figure: str,
-    value: float | None,
-    shown: str,
-    target: str = "-",
-    ratio: float | None = None,
-    ratio_shown: str = "-",
-    status: str = "-",
-    **extra: Any,
-) -> Figure:
-    return {
-        "figure": figure,
-        "value": None if value is None else round(value, 6),
-        "unit": "s",
-        "value_display": shown,
-        "target": target,
-        "ratio": None if ratio is None else round(ratio, 3),
-        "ratio_display": ratio_shown,
-        "status": status,
-        **extra,
-    }
+_figure = functools.partial(figure_record, unit="s", digits=6)
 
 
 def build_figures(
@@ -779,21 +705,6 @@ def _member_check(
     )
 
 
-def format_table(figures: Sequence[Figure]) -> str:
-    """figure | value | target | ratio vs baseline | pass/short, as aligned text."""
-    head = ("figure", "value", "target", "ratio vs baseline", "pass/short")
-    keys = ("figure", "value_display", "target", "ratio_display", "status")
-    body = [tuple(str(f[k]) for k in keys) for f in figures]
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
-        return " | ".join(padded).rstrip()
-
-    rule = "-+-".join("-" * width for width in widths)
-    return "\n".join([line(head), rule, *(line(row) for row in body)])
-
-
 # --------------------------------------------------------------------------
 # The run
 
@@ -850,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> list[Figure]:
         postgres_skipped = None
         explained: list[dict[str, str]] = []
         try:
-            with postgres_database(work) as pg_url:
+            with postgres_database(work, "bench_segments_") as pg_url:
                 engine = create_database_engine(pg_url)
                 upgrade(engine)
                 engine.dispose()
@@ -880,27 +791,24 @@ def main(argv: Sequence[str] | None = None) -> list[Figure]:
     )
     _print_report(args.quick, sizes, generation, figures, notes, explained)
 
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "bench": "segments",
-        "quick": bool(args.quick),
-        "started": began.isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus",
-        "sizes": vars(sizes),
-        "now": data.NOW.isoformat(),
-        "segments": names,
-        "generation": generation,
-        "figures": figures,
-        "compiled": {
+    write_results(
+        RESULTS_FILE,
+        "segments",
+        bool(args.quick),
+        began,
+        sizes=vars(sizes),
+        now=data.NOW.isoformat(),
+        segments=names,
+        generation=generation,
+        figures=figures,
+        compiled={
             "sqlite": [t.record() for t in sqlite.values()],
             "postgresql": [t.record() for t in postgres.values()] if postgres else None,
         },
-        "reference": list(reference.values()),
-        "slow_segments": explained,
-        "notes": notes,
-    }
-    RESULTS_FILE.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        reference=list(reference.values()),
+        slow_segments=explained,
+        notes=notes,
+    )
     return figures
 
 
