@@ -7,6 +7,7 @@ from pathlib import Path
 from engine.cli.app import WorkspaceOption, app, stdout
 from engine.cli.contacts_commands import print_summary, run_import
 from engine.cli.pipeline_commands import print_pipeline
+from engine.cli.segments_commands import print_segments, segment_counts
 from engine.reports import pipeline_report
 from engine.storage import upgrade
 from engine.wiring import Runtime
@@ -16,7 +17,7 @@ STARTER_EXPORT = Path("examples/crm-contacts.csv")
 
 @app.command(epilog="Example: salescycle demo --workspace ~/acme-sales")
 def demo(workspace: WorkspaceOption = Path()) -> None:
-    """Migrate the database, import the starter CRM export, print the pipeline."""
+    """Migrate the database, import the starter CRM export, print the pipeline and segments."""
     runtime = Runtime.open(workspace)
     try:
         stdout.print(f"[bold]1. database[/bold] {runtime.database_url}")
@@ -26,5 +27,7 @@ def demo(workspace: WorkspaceOption = Path()) -> None:
         stdout.print("[bold]3. pipeline[/bold]")
         with runtime.ready_database().connect() as connection:
             print_pipeline(pipeline_report(connection, runtime.pipeline), runtime)
+        stdout.print("[bold]4. segments[/bold]")
+        print_segments(*segment_counts(runtime))
     finally:
         runtime.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,20 +30,31 @@ def list_segments(workspace: WorkspaceOption = Path(), as_json: JsonOption = Fal
     """List every segment with its description and how many contacts are in it now."""
     runtime = Runtime.open(workspace)
     try:
-        segments = runtime.segments
-        now = utc_now()
-        compiler = SegmentCompiler(segments, runtime.fields, now)
-        with runtime.ready_database().connect() as connection:
-            counts = {s.name: count_members(connection, compiler, s.name) for s in segments}
+        now, rows = segment_counts(runtime)
     finally:
         runtime.close()
+    if as_json:
+        print_json({"evaluated_at": now.isoformat(), "segments": rows})
+    else:
+        print_segments(now, rows)
+
+
+def segment_counts(runtime: Runtime) -> tuple[datetime, list[dict[str, Any]]]:
+    """Every segment of the workspace with its member count now, and that now."""
+    segments = runtime.segments
+    now = utc_now()
+    compiler = SegmentCompiler(segments, runtime.fields, now)
+    with runtime.ready_database().connect() as connection:
+        counts = {s.name: count_members(connection, compiler, s.name) for s in segments}
     rows = [
         {"name": s.name, "description": s.description, "members": counts[s.name], "path": s.path}
         for s in segments
     ]
-    if as_json:
-        print_json({"evaluated_at": now.isoformat(), "segments": rows})
-        return
+    return now, rows
+
+
+def print_segments(now: datetime, rows: list[dict[str, Any]]) -> None:
+    """The segments and their member counts as a table."""
     table = Table(title=f"segments: {len(rows)}", title_justify="left")
     table.add_column("segment", no_wrap=True)
     table.add_column("members", justify="right")
