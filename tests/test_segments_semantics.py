@@ -420,3 +420,15 @@ def test_not_enrolled_leaves_out_every_contact_with_an_enrollment_in_the_sequenc
 
     # Then it is the members without any enrollment in that sequence, in one query
     assert to_enroll == early - enrolled
+
+
+def test_country_codes_match_whatever_case_they_are_written_in(
+    database: Engine, workspace: Path
+) -> None:
+    # the import stores upper-case ISO codes; a marketer may write `no`
+    rows = _dataset()
+    norwegian = {a["id"] for a in rows.accounts if a["country"] == "NO"}
+    expected = {c["id"] for c in rows.contacts if c["account_id"] in norwegian}
+    assert expected
+    cases: Cases = {"norway": ("account.country: no", expected)}
+    _assert_members(database, workspace, cases)

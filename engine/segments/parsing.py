@@ -253,7 +253,8 @@ class SegmentParser:
             text = str(value)
             if spec.name == "stage" and self.stages is not None and text not in self.stages:
                 raise _Invalid(f"stage: unknown stage '{text}'; {suggest(text, self.stages)}")
-            return text
+            # countries are stored as upper-case ISO codes (the import normalises them)
+            return text.upper() if spec.name == "account.country" else text
         if kind is FieldType.INT:
             if not _is_int(value):
                 raise _Invalid(f"{spec.name}: '{value}' is not a whole number")
