@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -19,6 +20,20 @@ from typer.testing import CliRunner, Result
 from engine.cli import app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+PROBLEM = re.compile(r"^((?:config|segments)/[a-z0-9_/-]+\.yaml):(\d+): (.+)$")
+STARTER_SEGMENTS = (
+    "booked-a-call",
+    "danish-speakers",
+    "decision-makers",
+    "engaged-prospects",
+    "enterprise-accounts",
+    "icp-nordic-midmarket",
+    "new-customers",
+    "not-on-holiday",
+    "ready-for-outreach",
+    "referral-candidates",
+    "stalled-deals",
+)
 STARTER_CSV = REPO_ROOT / "examples" / "crm-contacts.csv"
 GENERATOR = REPO_ROOT / "examples" / "generate_crm.py"
 
@@ -103,3 +118,12 @@ def generate_export(out: Path, *, contacts: int, style: str = "hubspot") -> Path
 def count_rows(engine: Engine, table: Table) -> int:
     with engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def problems_in(output: str) -> list[tuple[str, int, str]]:
+    """The ``path:line: message`` lines of ``salescycle check`` output, parsed."""
+    return [
+        (match[1], int(match[2]), match[3])
+        for line in output.splitlines()
+        if (match := PROBLEM.match(line))
+    ]

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _support import explain, invoke, json_output, line_number, replace_once
+from _support import explain, invoke, json_output, line_number, problems_in, replace_once
 
-PROBLEM = re.compile(r"^(config/[a-z]+\.yaml):(\d+): (.+)$")
 STAGE_IDS = (
     "research, prospecting, connecting, qualification, pitching, objection_handling, "
     "negotiation, customer, lost"
@@ -220,22 +219,12 @@ MISTAKES = [
 ]
 
 
-def _problems(output: str) -> list[tuple[str, int, str]]:
-    """The ``path:line: message`` lines of the output, parsed."""
-    found = []
-    for line in output.splitlines():
-        match = PROBLEM.match(line)
-        if match:
-            found.append((match[1], int(match[2]), match[3]))
-    return found
-
-
 def test_the_starter_workspace_is_clean(workspace: Path) -> None:
     result = invoke("check", "--workspace", workspace)
 
     assert result.exit_code == 0, explain(result)
     assert "no problems" in result.output
-    assert _problems(result.output) == []
+    assert problems_in(result.output) == []
 
 
 @pytest.mark.parametrize("mistake", MISTAKES, ids=[m.id for m in MISTAKES])
@@ -252,7 +241,7 @@ def test_each_mistake_is_reported_with_file_line_and_valid_choices(
 
     # Then exactly that mistake is reported, as config/FILE.yaml:LINE: message
     assert result.exit_code == 1, explain(result)
-    problems = _problems(result.output)
+    problems = problems_in(result.output)
     assert len(problems) == 1, result.output
     shown, line, message = problems[0]
     assert shown == f"config/{mistake.file}"
@@ -273,7 +262,7 @@ def test_an_unknown_settings_key_does_not_offer_secrets_as_valid_choices(workspa
     result = invoke("check", "--workspace", workspace)
 
     assert result.exit_code == 1, explain(result)
-    [(_, _, message)] = _problems(result.output)
+    [(_, _, message)] = problems_in(result.output)
     assert "unknown key 'colour'" in message
     valid = message.split("valid:", 1)[1]
     assert "default_timezone" in valid
@@ -319,7 +308,7 @@ def test_several_mistakes_in_several_files_are_all_reported(workspace: Path) -> 
 
     # Then every one is reported, not only the first, and the run fails
     assert result.exit_code == 1, explain(result)
-    problems = _problems(result.output)
+    problems = problems_in(result.output)
     assert {(path, line) for path, line, _ in problems} == expected
     assert len(problems) == len(mistakes)
     assert f"{len(mistakes)} problem(s) in 3 file(s)" in result.output
@@ -339,7 +328,7 @@ def test_a_structural_and_a_semantic_mistake_in_one_file_are_both_reported(
 
     # Then both are reported in the one run
     assert result.exit_code == 1, explain(result)
-    lines = {line for _, line, _ in _problems(result.output)}
+    lines = {line for _, line, _ in problems_in(result.output)}
     assert line_number(stages, unknown_key.at) in lines, result.output
     assert line_number(stages, misspelt.at) in lines, result.output
 

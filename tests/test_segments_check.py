@@ -12,22 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _support import explain, invoke, json_output, line_number, replace_once
+from _support import (
+    STARTER_SEGMENTS,
+    explain,
+    invoke,
+    json_output,
+    line_number,
+    problems_in,
+    replace_once,
+)
 
-PROBLEM = re.compile(r"^((?:config|segments)/[a-z0-9_/-]+\.yaml):(\d+): (.+)$")
-STARTER_SEGMENTS = [
-    "booked-a-call",
-    "danish-speakers",
-    "decision-makers",
-    "engaged-prospects",
-    "enterprise-accounts",
-    "icp-nordic-midmarket",
-    "new-customers",
-    "not-on-holiday",
-    "ready-for-outreach",
-    "referral-candidates",
-    "stalled-deals",
-]
 STAGE_IDS = (
     "research, prospecting, connecting, qualification, pitching, objection_handling, "
     "negotiation, customer, lost"
@@ -146,16 +140,6 @@ MISTAKES = [
 ]
 
 
-def _problems(output: str) -> list[tuple[str, int, str]]:
-    """The ``path:line: message`` lines of the output, parsed."""
-    found = []
-    for line in output.splitlines():
-        match = PROBLEM.match(line)
-        if match:
-            found.append((match[1], int(match[2]), match[3]))
-    return found
-
-
 def _write(workspace: Path, name: str, text: str) -> Path:
     path = workspace / "segments" / f"{name}.yaml"
     path.write_text(text, encoding="utf-8")
@@ -214,7 +198,7 @@ def test_each_mistake_is_reported_with_file_line_and_valid_choices(
 
     # Then exactly that mistake is reported, as segments/FILE.yaml:LINE: message
     assert result.exit_code == 1, explain(result)
-    problems = _problems(result.output)
+    problems = problems_in(result.output)
     assert len(problems) == 1, result.output
     shown, line, message = problems[0]
     assert shown == f"segments/{mistake.id}.yaml"
@@ -241,7 +225,7 @@ def test_an_unknown_sequence_is_offered_the_sequences_that_exist(workspace: Path
 
     # Then the segment's problem names the sequence that exists
     assert result.exit_code == 1, explain(result)
-    mine = [p for p in _problems(result.output) if p[0].startswith("segments/")]
+    mine = [p for p in problems_in(result.output) if p[0].startswith("segments/")]
     assert mine == [
         (
             "segments/in-outreach.yaml",
@@ -263,7 +247,7 @@ def test_a_cycle_of_references_is_reported_with_its_chain(workspace: Path) -> No
 
     # Then one problem names the whole chain, at the reference that closes it
     assert result.exit_code == 1, explain(result)
-    assert _problems(result.output) == [
+    assert problems_in(result.output) == [
         (
             "segments/cycle-a.yaml",
             line_number(first, "segment: cycle-b"),
@@ -278,7 +262,7 @@ def test_a_segment_referring_to_itself_is_a_cycle(workspace: Path) -> None:
     result = invoke("check", "--workspace", workspace)
 
     assert result.exit_code == 1, explain(result)
-    assert _problems(result.output) == [
+    assert problems_in(result.output) == [
         (
             "segments/selfish.yaml",
             line_number(path, "not: {segment: selfish}"),
@@ -298,7 +282,7 @@ def test_a_name_defined_in_two_files_names_both_places(workspace: Path) -> None:
 
     # Then the problem is on one file's name line and points at the other's
     assert result.exit_code == 1, explain(result)
-    [(shown, line, message)] = _problems(result.output)
+    [(shown, line, message)] = problems_in(result.output)
     places = {
         ("segments/big-companies.yaml", line_number(copy, "name: enterprise-accounts")),
         ("segments/enterprise-accounts.yaml", line_number(original, "name: enterprise-accounts")),
@@ -335,7 +319,7 @@ def test_several_mistakes_are_all_reported(workspace: Path) -> None:
 
     # Then every one is reported, each at its own line, and the run fails
     assert result.exit_code == 1, explain(result)
-    found = {(shown, line) for shown, line, _ in _problems(result.output)}
+    found = {(shown, line) for shown, line, _ in problems_in(result.output)}
     assert found == {
         ("segments/several.yaml", line_number(several, "titel: CTO")),
         ("segments/several.yaml", line_number(several, "{gt: many}")),

@@ -13,22 +13,11 @@ from typing import Any
 
 import pytest
 from _support import STARTER_CSV, crm_stage_names, explain, invoke, json_output, read_csv
+from _support import STARTER_SEGMENTS as STARTER
 
 from engine.storage import create_database_engine
 
-STARTER_SEGMENTS = {
-    "booked-a-call",
-    "danish-speakers",
-    "decision-makers",
-    "engaged-prospects",
-    "enterprise-accounts",
-    "icp-nordic-midmarket",
-    "new-customers",
-    "not-on-holiday",
-    "ready-for-outreach",
-    "referral-candidates",
-    "stalled-deals",
-}
+STARTER_SEGMENTS = set(STARTER)
 # They need events (opens, clicks) that a fresh import does not have.
 NEED_EVENTS = {"booked-a-call", "engaged-prospects"}
 # Contacts entered their stage at the import, moments ago.
