@@ -40,7 +40,7 @@ def check_workspace(workspace: Workspace) -> CheckResult:
         field_specs(mapping),
         pipeline.ids if pipeline is not None else None,
         sequence_names(workspace),
-        custom_fields_known=mapping is not None,
+        custom_fields_known=not crm_problems,  # else crm.yaml's own problems come first
     )
     problems += stage_problems + crm_problems + segment_problems
     segment_files = sorted((workspace.root / SEGMENTS_DIR).glob("*.yaml"))
