@@ -41,16 +41,6 @@ class StageKind(StrEnum):
     LOST = "lost"
 
 
-class SuppressionReason(StrEnum):
-    """Why an address must not be emailed."""
-
-    UNSUBSCRIBED = "unsubscribed"
-    HARD_BOUNCE = "hard_bounce"
-    COMPLAINED = "complained"
-    ERASED = "erased"
-    MANUAL = "manual"
-
-
 class EnrollmentStatus(StrEnum):
     """Where one contact's run through one sequence stands."""
 
@@ -58,25 +48,6 @@ class EnrollmentStatus(StrEnum):
     PAUSED = "paused"
     COMPLETED = "completed"
     EXITED = "exited"
-    FAILED = "failed"
-
-
-class MessageStatus(StrEnum):
-    """Where one email stands on its way to the provider."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    RECONCILE = "reconcile"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-class InboxStatus(StrEnum):
-    """Where a stored webhook request stands."""
-
-    PENDING = "pending"
-    PROCESSED = "processed"
     FAILED = "failed"
 
 

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +127,15 @@ def problems_in(output: str) -> list[tuple[str, int, str]]:
         for line in output.splitlines()
         if (match := PROBLEM.match(line))
     ]
+
+
+def assert_one_problem(result: Result, shown: str, line: int, says: Sequence[str]) -> None:
+    """``check`` failed with exactly one problem: in ``shown`` at ``line``, saying ``says``."""
+    assert result.exit_code == 1, explain(result)
+    problems = problems_in(result.output)
+    assert len(problems) == 1, result.output
+    where, reported, message = problems[0]
+    assert where == shown
+    assert reported == line, f"reported line {reported}, mistake is on {line}: {message}"
+    for fragment in says:
+        assert fragment in message, message

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _support import explain, invoke, json_output, line_number, problems_in, replace_once
+from _support import (
+    assert_one_problem,
+    explain,
+    invoke,
+    json_output,
+    line_number,
+    problems_in,
+    replace_once,
+)
 
 STAGE_IDS = (
     "research, prospecting, connecting, qualification, pitching, objection_handling, "
@@ -240,14 +248,7 @@ def test_each_mistake_is_reported_with_file_line_and_valid_choices(
     result = invoke("check", "--workspace", workspace)
 
     # Then exactly that mistake is reported, as config/FILE.yaml:LINE: message
-    assert result.exit_code == 1, explain(result)
-    problems = problems_in(result.output)
-    assert len(problems) == 1, result.output
-    shown, line, message = problems[0]
-    assert shown == f"config/{mistake.file}"
-    assert line == expected_line, f"reported line {line}, mistake is on {expected_line}: {message}"
-    for fragment in mistake.says:
-        assert fragment in message
+    assert_one_problem(result, f"config/{mistake.file}", expected_line, mistake.says)
     assert "1 problem(s) in 1 file(s)" in result.output
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from _support import (
     STARTER_SEGMENTS,
+    assert_one_problem,
     explain,
     invoke,
     json_output,
@@ -197,14 +198,7 @@ def test_each_mistake_is_reported_with_file_line_and_valid_choices(
     result = invoke("check", "--workspace", workspace)
 
     # Then exactly that mistake is reported, as segments/FILE.yaml:LINE: message
-    assert result.exit_code == 1, explain(result)
-    problems = problems_in(result.output)
-    assert len(problems) == 1, result.output
-    shown, line, message = problems[0]
-    assert shown == f"segments/{mistake.id}.yaml"
-    assert line == expected_line, f"reported line {line}, mistake is on {expected_line}: {message}"
-    for fragment in mistake.says:
-        assert fragment in message, message
+    assert_one_problem(result, f"segments/{mistake.id}.yaml", expected_line, mistake.says)
     assert "1 problem(s) in 1 file(s)" in result.output
 
 

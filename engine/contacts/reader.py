@@ -70,7 +70,6 @@ class RecordSource:
         self.size = path.stat().st_size
         self._counter = _CountingReader(self._binary)
         self.header: list[str] = []
-        self.delimiter = ","
 
     @property
     def bytes_read(self) -> int:
@@ -102,8 +101,7 @@ class RecordSource:
             yield record
 
     def _csv(self, text: io.TextIOWrapper) -> Iterator[SourceRecord]:
-        self.delimiter = self._sniff_delimiter()
-        reader = csv.reader(text, delimiter=self.delimiter, quotechar='"', strict=False)
+        reader = csv.reader(text, delimiter=self._sniff_delimiter(), quotechar='"', strict=False)
         try:
             self.header = next(reader)
         except StopIteration:

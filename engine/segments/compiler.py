@@ -137,10 +137,9 @@ class SegmentCompiler:
         self.fields = fields
         self.now = now
 
-    def from_clause(self, condition: Condition | None = None) -> FromClause:
-        """Contacts, joined to their account and owner where ``condition`` reads them
-        (always, without a condition): what :meth:`condition` expressions read."""
-        tables = {"account", "owner"} if condition is None else self._tables(condition)
+    def from_clause(self, condition: Condition) -> FromClause:
+        """Contacts, joined to their account and owner where ``condition`` reads them."""
+        tables = self._tables(condition)
         joined: FromClause = contacts
         if "account" in tables:
             joined = joined.outerjoin(accounts, contacts.c.account_id == accounts.c.id)

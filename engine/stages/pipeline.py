@@ -88,12 +88,6 @@ class Pipeline:
         except KeyError:
             raise KeyError(f"unknown stage '{stage_id}'; {suggest(stage_id, self.ids)}") from None
 
-    def is_forward(self, from_stage: str | None, to_stage: str) -> bool:
-        """Whether moving from ``from_stage`` to ``to_stage`` goes further down the pipeline."""
-        if from_stage is None or from_stage not in self:
-            return True
-        return self.get(to_stage).position > self.get(from_stage).position
-
 
 def load_pipeline(workspace: Workspace) -> Pipeline:
     """The workspace's pipeline; raises with every problem in ``config/stages.yaml``."""
