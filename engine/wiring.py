@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -11,12 +12,21 @@ from typing import Any
 from sqlalchemy import Engine
 
 from engine.contacts import CRM_FILE, CrmMapping, load_mapping
+from engine.contacts.owners import OwnerProfile, read_owner_profiles
 from engine.errors import WorkspaceError
 from engine.segments import FieldSpec, SegmentSet, field_specs, read_segments
 from engine.sequences import sequence_names
 from engine.settings import Settings, load_settings
 from engine.stages import Pipeline, load_pipeline
 from engine.storage import create_database_engine, ensure_current, resolve_database_url
+from engine.templating import (
+    AttributeTypes,
+    MessageBuilder,
+    TemplateCatalog,
+    TemplateRenderer,
+    read_catalog,
+)
+from engine.tracking import TokenSigner, TrackingLinks
 from engine.workspace import Workspace
 
 
@@ -58,6 +68,43 @@ class Runtime:
         if problems:
             raise WorkspaceError(problems)
         return segments
+
+    @cached_property
+    def owner_profiles(self) -> dict[str, OwnerProfile]:
+        """Owner titles, phones and signatures from ``config/owners.yaml``."""
+        profiles, problems = read_owner_profiles(self.workspace)
+        if problems:
+            raise WorkspaceError(problems)
+        return profiles
+
+    @cached_property
+    def templates(self) -> TemplateCatalog:
+        """Every template of ``templates/``; raises with every problem in their files."""
+        catalog = read_catalog(self.workspace)
+        if catalog.problems:
+            raise WorkspaceError(catalog.problems)
+        return catalog
+
+    @cached_property
+    def tracking_links(self) -> TrackingLinks:
+        """Signed reply, tracking and unsubscribe links.
+
+        Without ``SALESCYCLE_SECRET_KEY`` the links are signed with a throw-away key:
+        fine for previews and checks; sending refuses to start without the key.
+        """
+        secret = self.settings.secret_key
+        key = secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
+        sending = self.settings.sending
+        return TrackingLinks(TokenSigner(key), sending.tracking_url, sending.reply_domain)
+
+    def message_builder(self, catalog: TemplateCatalog | None = None) -> MessageBuilder:
+        """Renders and composes messages from this workspace's templates."""
+        settings = self.settings
+        renderer = TemplateRenderer(
+            catalog or self.templates, settings.default_locale, self.tracking_links
+        )
+        types = AttributeTypes.from_fields(self.fields)
+        return MessageBuilder(renderer, types, settings, self.owner_profiles, self.tracking_links)
 
     @cached_property
     def database_url(self) -> str:

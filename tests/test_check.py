@@ -349,7 +349,13 @@ def test_check_json_reports_every_problem_for_machines(workspace: Path) -> None:
         "config/settings.yaml",
         "config/stages.yaml",
         "config/crm.yaml",
+        "config/owners.yaml",
         *(f"segments/{path.name}" for path in (workspace / "segments").glob("*.yaml")),
+        *(
+            path.relative_to(workspace).as_posix()
+            for path in (workspace / "templates").rglob("*.*")
+            if path.is_file()
+        ),
     }
     assert {(p["path"], p["line"]) for p in report["problems"]} == {
         ("config/stages.yaml", line_number(workspace / "config/stages.yaml", "initial: reserch")),
@@ -365,4 +371,6 @@ def test_check_json_on_a_clean_workspace(workspace: Path) -> None:
     report = json_output(result)
     assert report["ok"] is True
     assert report["problems"] == []
-    assert len(report["checked"]) == 3 + len(list((workspace / "segments").glob("*.yaml")))
+    segments = list((workspace / "segments").glob("*.yaml"))
+    templates = [p for p in (workspace / "templates").rglob("*.*") if p.is_file()]
+    assert len(report["checked"]) == 4 + len(segments) + len(templates)

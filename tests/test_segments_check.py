@@ -167,7 +167,9 @@ def test_the_starter_workspace_check_counts_the_segment_files(workspace: Path) -
     result = invoke("check", "--workspace", workspace)
 
     assert result.exit_code == 0, explain(result)
-    assert f"ok: {3 + len(STARTER_SEGMENTS)} files checked, no problems" in result.output
+    templates = [p for p in (workspace / "templates").rglob("*.*") if p.is_file()]
+    checked = 4 + len(STARTER_SEGMENTS) + len(templates)  # settings, stages, crm, owners
+    assert f"ok: {checked} files checked, no problems" in result.output
 
 
 def test_each_starter_segment_is_named_after_its_file_and_has_a_comment_and_description(

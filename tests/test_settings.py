@@ -137,13 +137,13 @@ def test_a_bad_environment_value_is_one_line_on_the_command_line(
 def test_secrets_come_from_the_environment_and_are_not_shown(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SALESCYCLE_SECRET_KEY", "s3cret-value")
+    monkeypatch.setenv("SALESCYCLE_SECRET_KEY", "s3cret-value-of-32-characters!!")
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.key-value")
 
     settings = load_settings(Workspace(workspace))
 
     assert settings.secret_key is not None
-    assert settings.secret_key.get_secret_value() == "s3cret-value"
+    assert settings.secret_key.get_secret_value() == "s3cret-value-of-32-characters!!"
     assert settings.sendgrid_api_key is not None
     assert settings.sendgrid_api_key.get_secret_value() == "SG.key-value"
     assert "s3cret-value" not in repr(settings)

@@ -1,12 +1,20 @@
 """Settings: defaults, then ``config/settings.yaml``, then ``SALESCYCLE_*`` variables."""
 
 from engine.settings.loading import SETTINGS_FILE, load_settings, read_settings
-from engine.settings.model import CompanySettings, ImportSettings, Settings
+from engine.settings.model import (
+    CompanySettings,
+    ImportSettings,
+    SenderSettings,
+    SendingSettings,
+    Settings,
+)
 
 __all__ = [
     "SETTINGS_FILE",
     "CompanySettings",
     "ImportSettings",
+    "SenderSettings",
+    "SendingSettings",
     "Settings",
     "load_settings",
     "read_settings",

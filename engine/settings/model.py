@@ -9,6 +9,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, fiel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z]{2})?$")
+DOMAIN_PATTERN = r"^([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$"
 
 # Settings that may only come from the environment, with the variable that sets each.
 SECRET_SETTINGS = {
@@ -25,6 +26,35 @@ class CompanySettings(BaseModel):
     name: str = "Your Company"
     postal_address: str = "Street 1, 1000 City, Country"
     website: str = "https://example.com"
+
+
+class SenderSettings(BaseModel):
+    """A name and address to send from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    email: str
+
+
+class SendingSettings(BaseModel):
+    """Where messages come from and where their replies, clicks and unsubscribes go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The right-hand side of every Message-ID the engine records.
+    domain: str = Field(default="mail.example.com", pattern=DOMAIN_PATTERN)
+    # Replies go to reply+TOKEN@reply_domain (SendGrid Inbound Parse's domain).
+    reply_domain: str = Field(default="reply.example.com", pattern=DOMAIN_PATTERN)
+    # Public base URL of `salescycle serve`: tracking pixel, clicks, unsubscribe pages.
+    tracking_url: str = Field(default="https://track.example.com", pattern=r"^https?://[^\s/]+")
+    # Used when a contact has no owner.
+    fallback_sender: SenderSettings = SenderSettings(name="Sales", email="sales@example.com")
+
+    @field_validator("tracking_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
 
 class ImportSettings(BaseModel):
@@ -46,6 +76,7 @@ class Settings(BaseSettings):
     default_timezone: str = "Europe/Copenhagen"
     default_locale: str = "en"
     company: CompanySettings = CompanySettings()
+    sending: SendingSettings = SendingSettings()
     imports: ImportSettings = ImportSettings()
 
     # env_only: never offered as a key of config/settings.yaml (see SECRET_SETTINGS)
@@ -55,6 +86,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SENDGRID_API_KEY", "sendgrid_api_key"),
         json_schema_extra={"env_only": True},
     )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 16:
+            raise ValueError("SALESCYCLE_SECRET_KEY must be at least 16 characters (use 32 random)")
+        return value
 
     @field_validator("default_timezone")
     @classmethod

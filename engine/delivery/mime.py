@@ -1,0 +1,61 @@
+"""RFC 5322 bytes of a message, for SMTP and the file outbox.
+
+Built with the ``email`` package's compat32 classes: about three times faster than
+``EmailMessage`` with the default policy, and they fold and RFC 2047-encode headers
+the same way. Bodies are quoted-printable (readable, 7-bit safe) through binascii's
+C encoder; lines end in CRLF as SMTP wants.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
+
+from engine.delivery.message import Address, OutboundMessage
+
+SMTP_POLICY = compat32.clone(linesep="\r\n")
+
+
+def to_rfc5322(message: OutboundMessage) -> bytes:
+    """The message as bytes an SMTP server accepts (CRLF line endings)."""
+    text = _text_part("plain", message.text)
+    if message.html is None:
+        mime: MIMENonMultipart | MIMEMultipart = text
+    else:
+        mime = MIMEMultipart("alternative")
+        mime.attach(text)
+        mime.attach(_text_part("html", message.html))
+    mime["From"] = _address(message.sender)
+    mime["To"] = _address(message.to)
+    mime["Reply-To"] = _address(message.reply_to)
+    mime["Subject"] = _header(message.subject)  # type: ignore[assignment]  # compat32 takes Header
+    mime["Date"] = format_datetime(message.date)
+    mime["Message-ID"] = message.rfc_message_id
+    for name, value in message.headers:
+        mime[name] = _header(value)  # type: ignore[assignment]
+    # SendGrid's SMTP relay hands these back on events, as custom_args over the API.
+    mime["X-SMTPAPI"] = json.dumps({"unique_args": dict(message.custom_args)})
+    return mime.as_bytes(policy=SMTP_POLICY)
+
+
+def _text_part(subtype: str, body: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True)
+    part.set_payload(encoded.decode("ascii"))
+    return part
+
+
+def _address(address: Address) -> str:
+    return formataddr((address.name or "", address.email), charset="utf-8")
+
+
+def _header(value: str) -> str | Header:
+    if value.isascii() and len(value) < 76:
+        return value
+    return Header(value, "utf-8" if not value.isascii() else "us-ascii", header_name="Subject")

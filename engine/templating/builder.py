@@ -1,0 +1,113 @@
+"""One call from a template and a contact to the message a transport sends."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.contacts.owners import OwnerProfile
+from engine.delivery.message import Address, OutboundMessage
+from engine.settings import Settings
+from engine.templating.compiler import CompiledTemplate, MessageFormat
+from engine.templating.compose import MessageIdentity, ThreadParent, compose_message
+from engine.templating.context import AttributeTypes, Recipient, template_context
+from engine.templating.render import RenderedMessage, TemplateRenderer, TemplateRenderError
+from engine.tracking import TrackingLinks
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """What to send to whom: the step's template and variant, and who it belongs to."""
+
+    template: str
+    variant: str
+    recipient: Recipient
+    identity: MessageIdentity
+    format: MessageFormat = MessageFormat.TEXT
+    thread: ThreadParent | None = None
+    locale: str | None = None  # overrides the contact's own locale
+
+
+class MessageBuilder:
+    """Renders and composes messages for one workspace."""
+
+    def __init__(
+        self,
+        renderer: TemplateRenderer,
+        types: AttributeTypes,
+        settings: Settings,
+        profiles: Mapping[str, OwnerProfile],
+        links: TrackingLinks,
+    ) -> None:
+        self.renderer = renderer
+        self.types = types
+        self._settings = settings
+        self._profiles = profiles
+        self._links = links
+
+    def variables(self, request: SendRequest) -> dict[str, Any]:
+        """The template variables for a request (without the per-message helpers)."""
+        settings = self._settings
+        variables = template_context(
+            request.recipient,
+            self.types,
+            settings.company,
+            settings.sending.fallback_sender,
+            self._profiles,
+        )
+        variables["sequence"] = {"name": request.identity.sequence or ""}
+        variables["step"] = {"id": request.identity.step or ""}
+        return variables
+
+    def render(self, request: SendRequest, now: dt.datetime) -> RenderedMessage:
+        """The rendered parts; raises :class:`TemplateRenderError` when the template fails."""
+        return self._render(request, self.variables(request), now)
+
+    def problems(self, request: SendRequest, now: dt.datetime) -> list[TemplateRenderError]:
+        """Every failure of the request's template for its recipient (for ``check``)."""
+        try:
+            compiled = self._compiled(request)
+        except TemplateRenderError as exc:
+            return [exc]
+        return self.renderer.problems(compiled, self.variables(request), self._today(request, now))
+
+    def _render(
+        self, request: SendRequest, variables: dict[str, Any], now: dt.datetime
+    ) -> RenderedMessage:
+        compiled = self._compiled(request)
+        today = self._today(request, now)
+        return self.renderer.render(compiled, variables, request.identity.message_id, today)
+
+    def _compiled(self, request: SendRequest) -> CompiledTemplate:
+        contact = request.recipient.contact
+        locale = request.locale or contact.get("locale") or self._settings.default_locale
+        return self.renderer.compiled(request.template, request.variant, locale, request.format)
+
+    def _today(self, request: SendRequest, now: dt.datetime) -> dt.date:
+        return now.astimezone(self._timezone(request.recipient.contact.get("timezone"))).date()
+
+    def build(self, request: SendRequest, now: dt.datetime) -> OutboundMessage:
+        """The complete message; raises :class:`TemplateRenderError` when the template fails."""
+        variables = self.variables(request)
+        rendered = self._render(request, variables, now)
+        owner, contact = variables["owner"], request.recipient.contact
+        full_name = " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p)
+        return compose_message(
+            rendered,
+            request.identity,
+            sender=Address(str(owner["email"]), str(owner["name"])),
+            to=Address(str(contact["email"]), full_name or None),
+            links=self._links,
+            sending_domain=self._settings.sending.domain,
+            now=now,
+            thread=request.thread,
+        )
+
+    def _timezone(self, name: str | None) -> ZoneInfo:
+        try:
+            return ZoneInfo(name or self._settings.default_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(self._settings.default_timezone)
