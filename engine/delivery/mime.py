@@ -13,12 +13,32 @@ import json
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from email.policy import compat32
+from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 
 from engine.delivery.message import Address, OutboundMessage
 
-SMTP_POLICY = compat32.clone(linesep="\r\n")
+
+class _SmtpPolicy(Compat32):
+    """compat32 with CRLF, writing short ASCII headers as they are.
+
+    compat32 runs every header through ``email.header.Header`` to fold it, which is
+    most of the cost of a message; a header that fits on one line needs none of it.
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and len(name) + len(value) + 2 <= (self.max_line_length or 78)
+            and "\n" not in value
+            and "\r" not in value
+        ):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+SMTP_POLICY = _SmtpPolicy(linesep="\r\n")
 
 
 def to_rfc5322(message: OutboundMessage) -> bytes:
@@ -27,7 +47,9 @@ def to_rfc5322(message: OutboundMessage) -> bytes:
     if message.html is None:
         mime: MIMENonMultipart | MIMEMultipart = text
     else:
-        mime = MIMEMultipart("alternative")
+        # "=_" never occurs in quoted-printable text, so this boundary cannot clash
+        # with the parts and the generator need not search them for a free one.
+        mime = MIMEMultipart("alternative", boundary=f"=_part_{message.message_id}")
         mime.attach(text)
         mime.attach(_text_part("html", message.html))
     mime["From"] = _address(message.sender)

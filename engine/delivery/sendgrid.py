@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+import orjson
 from sendgrid.helpers.mail import (
     Content,
     CustomArg,
@@ -70,6 +71,11 @@ def to_mail_send(message: OutboundMessage) -> dict[str, Any]:
         mail.add_header(Header(name, value))
     body: dict[str, Any] = mail.get()
     return body
+
+
+def mail_send_json(message: OutboundMessage) -> bytes:
+    """The Mail Send request body as the JSON bytes to post (orjson: a tenth of json's time)."""
+    return orjson.dumps(to_mail_send(message))
 
 
 def _email(kind: type[_E], address: Address) -> _E:

@@ -1,5 +1,6 @@
 """Sequences: the files in ``config/sequences/`` (their full model arrives with [4/8])."""
 
 from engine.sequences.names import SEQUENCES_DIR, sequence_names
+from engine.sequences.variants import choose_variant
 
-__all__ = ["SEQUENCES_DIR", "sequence_names"]
+__all__ = ["SEQUENCES_DIR", "choose_variant", "sequence_names"]

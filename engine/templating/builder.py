@@ -13,7 +13,15 @@ from engine.delivery.message import Address, OutboundMessage
 from engine.settings import Settings
 from engine.templating.compiler import CompiledTemplate, MessageFormat
 from engine.templating.compose import MessageIdentity, ThreadParent, compose_message
-from engine.templating.context import AttributeTypes, Recipient, template_context
+from engine.templating.context import (
+    OWNER_FIELDS,
+    AttributeTypes,
+    Recipient,
+    company_context,
+    owner_context,
+    template_context,
+)
+from engine.templating.environment import FieldMap
 from engine.templating.render import RenderedMessage, TemplateRenderer, TemplateRenderError
 from engine.tracking import TrackingLinks
 
@@ -47,24 +55,41 @@ class MessageBuilder:
         self._settings = settings
         self._profiles = profiles
         self._links = links
+        self._company = company_context(settings.company)
+        self._owners: dict[tuple[Any, ...], FieldMap] = {}
 
     def variables(self, request: SendRequest) -> dict[str, Any]:
         """The template variables for a request (without the per-message helpers)."""
-        settings = self._settings
-        variables = template_context(
-            request.recipient,
-            self.types,
-            settings.company,
-            settings.sending.fallback_sender,
-            self._profiles,
-        )
+        owner = self._owner(request.recipient.owner)
+        variables = template_context(request.recipient, self.types, self._company, owner)
         variables["sequence"] = {"name": request.identity.sequence or ""}
         variables["step"] = {"id": request.identity.step or ""}
         return variables
 
     def render(self, request: SendRequest, now: dt.datetime) -> RenderedMessage:
         """The rendered parts; raises :class:`TemplateRenderError` when the template fails."""
-        return self._render(request, self.variables(request), now)
+        links = self._links.for_message(request.identity.message_id)
+        today = self._today(request, now)
+        return self.renderer.render(self._compiled(request), self.variables(request), links, today)
+
+    def build(self, request: SendRequest, now: dt.datetime) -> OutboundMessage:
+        """The complete message; raises :class:`TemplateRenderError` when the template fails."""
+        variables = self.variables(request)
+        links = self._links.for_message(request.identity.message_id)
+        today = self._today(request, now)
+        rendered = self.renderer.render(self._compiled(request), variables, links, today)
+        owner, contact = variables["owner"], request.recipient.contact
+        full_name = " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p)
+        return compose_message(
+            rendered,
+            request.identity,
+            sender=Address(str(owner["email"]), str(owner["name"])),
+            to=Address(str(contact["email"]), full_name or None),
+            links=links,
+            sending_domain=self._settings.sending.domain,
+            now=now,
+            thread=request.thread,
+        )
 
     def problems(self, request: SendRequest, now: dt.datetime) -> list[TemplateRenderError]:
         """Every failure of the request's template for its recipient (for ``check``)."""
@@ -74,13 +99,6 @@ class MessageBuilder:
             return [exc]
         return self.renderer.problems(compiled, self.variables(request), self._today(request, now))
 
-    def _render(
-        self, request: SendRequest, variables: dict[str, Any], now: dt.datetime
-    ) -> RenderedMessage:
-        compiled = self._compiled(request)
-        today = self._today(request, now)
-        return self.renderer.render(compiled, variables, request.identity.message_id, today)
-
     def _compiled(self, request: SendRequest) -> CompiledTemplate:
         contact = request.recipient.contact
         locale = request.locale or contact.get("locale") or self._settings.default_locale
@@ -89,22 +107,14 @@ class MessageBuilder:
     def _today(self, request: SendRequest, now: dt.datetime) -> dt.date:
         return now.astimezone(self._timezone(request.recipient.contact.get("timezone"))).date()
 
-    def build(self, request: SendRequest, now: dt.datetime) -> OutboundMessage:
-        """The complete message; raises :class:`TemplateRenderError` when the template fails."""
-        variables = self.variables(request)
-        rendered = self._render(request, variables, now)
-        owner, contact = variables["owner"], request.recipient.contact
-        full_name = " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p)
-        return compose_message(
-            rendered,
-            request.identity,
-            sender=Address(str(owner["email"]), str(owner["name"])),
-            to=Address(str(contact["email"]), full_name or None),
-            links=self._links,
-            sending_domain=self._settings.sending.domain,
-            now=now,
-            thread=request.thread,
-        )
+    def _owner(self, row: Mapping[str, Any] | None) -> FieldMap:
+        """The owner's fields; one owner signs many messages, so they are built once."""
+        key = tuple(row.get(k) for k in OWNER_FIELDS) if row else ()
+        owner = self._owners.get(key)
+        if owner is None:
+            owner = owner_context(row, self._settings.sending.fallback_sender, self._profiles)
+            self._owners[key] = owner
+        return owner
 
     def _timezone(self, name: str | None) -> ZoneInfo:
         try:

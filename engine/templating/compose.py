@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from engine.delivery.message import Address, OutboundMessage
 from engine.templating.render import RenderedMessage
-from engine.tracking import TrackingLinks
+from engine.tracking import MessageLinks
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def compose_message(
     identity: MessageIdentity,
     sender: Address,
     to: Address,
-    links: TrackingLinks,
+    links: MessageLinks,
     sending_domain: str,
     now: dt.datetime,
     thread: ThreadParent | None = None,
@@ -53,7 +53,7 @@ def compose_message(
         subject = reply_subject(thread.subject)
         references = " ".join((*thread.references, thread.rfc_message_id))
         headers += [("In-Reply-To", thread.rfc_message_id), ("References", references)]
-    unsubscribe = f"<{links.unsubscribe_url(message_id)}>, <{links.unsubscribe_mailto(message_id)}>"
+    unsubscribe = f"<{links.unsubscribe_url}>, <{links.unsubscribe_mailto}>"
     headers += [
         ("List-Unsubscribe", unsubscribe),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
@@ -72,7 +72,7 @@ def compose_message(
         date=now,
         sender=sender,
         to=to,
-        reply_to=Address(links.reply_address(message_id), sender.name),
+        reply_to=Address(links.reply_address, sender.name),
         subject=subject,
         text=rendered.text,
         html=rendered.html,

@@ -73,29 +73,24 @@ class Recipient:
 
 
 def template_context(
-    recipient: Recipient,
-    types: AttributeTypes,
-    company: CompanySettings,
-    sender: SenderSettings,
-    profiles: Mapping[str, OwnerProfile],
+    recipient: Recipient, types: AttributeTypes, company: FieldMap, owner: FieldMap
 ) -> dict[str, Any]:
     """The variables of one message's templates (without the per-message helpers)."""
     contact = _fields("contact", recipient.contact, CONTACT_FIELDS)
     first, last = recipient.contact.get("first_name"), recipient.contact.get("last_name")
     full = " ".join(p for p in (first, last) if p)
     contact["full_name"] = full or missing("contact.full_name")
-    contact["attributes"] = _attributes(
-        "contact", recipient.contact.get("attributes"), types.contact
-    )
+    stored = recipient.contact.get("attributes")
+    contact["attributes"] = _attributes("contact", stored, types.contact)
     account_row = recipient.account or {}
     account = _fields("account", account_row, ACCOUNT_FIELDS)
     account["attributes"] = _attributes("account", account_row.get("attributes"), types.account)
-    return {
-        "contact": contact,
-        "account": account,
-        "owner": owner_context(recipient.owner, sender, profiles),
-        "company": _fields("company", company.model_dump(), tuple(CompanySettings.model_fields)),
-    }
+    return {"contact": contact, "account": account, "owner": owner, "company": company}
+
+
+def company_context(company: CompanySettings) -> FieldMap:
+    """``company``: the sender's name, website and postal address."""
+    return _fields("company", company.model_dump(), tuple(CompanySettings.model_fields))
 
 
 def owner_context(

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import Template, TemplateError, TemplateSyntaxError
+from jinja2 import Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import SalescycleError
@@ -20,11 +20,10 @@ from engine.templating.compiler import (
 )
 from engine.templating.environment import (
     RenderMode,
-    compile_template,
     error_location,
     make_environment,
 )
-from engine.tracking import TrackingLinks
+from engine.tracking import MessageLinks, TrackingLinks
 
 _TRACKED_SCHEMES = ("https://", "http://")
 
@@ -66,9 +65,8 @@ class RenderedMessage:
 class LinkRecorder:
     """The ``link(url, tag=...)`` helper of one message: checks, numbers and tracks links."""
 
-    def __init__(self, links: TrackingLinks, message_id: str) -> None:
+    def __init__(self, links: MessageLinks) -> None:
         self._links = links
-        self._message_id = message_id
         self._index: dict[tuple[str, str | None], int] = {}
 
     def __call__(self, url: Any, tag: str | None = None) -> str:
@@ -76,7 +74,7 @@ class LinkRecorder:
         if not text.lower().startswith(_TRACKED_SCHEMES):
             raise TemplateError(f"link() needs an http:// or https:// URL, got {text!r}")
         index = self._index.setdefault((text, tag), len(self._index))
-        return self._links.click_url(self._message_id, index)
+        return self._links.click_url(index)
 
     def recorded(self) -> tuple[TrackedLink, ...]:
         return tuple(TrackedLink(url, tag) for url, tag in self._index)
@@ -128,25 +126,18 @@ class TemplateRenderer:
         self,
         compiled: CompiledTemplate,
         variables: Mapping[str, Any],
-        message_id: str,
+        links: MessageLinks,
         today: dt.date,
     ) -> RenderedMessage:
         """Render one message; any template failure is a :class:`TemplateRenderError`."""
-        recorder = LinkRecorder(self._links, message_id)
-        context = self._context(variables, recorder, message_id, today)
+        recorder = LinkRecorder(links)
+        context = self._context(variables, recorder, links, today)
         source = compiled.source
-        subject = _render(compiled.subject, context, source.shown, source.key_lines.get("subject"))
-        preheader = _render(
-            compiled.preheader, context, source.shown, source.key_lines.get("preheader")
-        )
         try:
-            text = _render(compiled.text, context, source.shown, None)
-            html = None
-            if compiled.html is not None:
-                html_context = {**context, "preheader": preheader}
-                html = _render(compiled.html, html_context, source.shown, None)
+            rendered = _render(compiled.parts, context, source.shown, None)
         except TemplateRenderError as exc:
-            raise self.locate(compiled, context) or exc from None
+            raise (self.diagnose(compiled, context) or [exc])[0] from None
+        subject, preheader, text, *html = rendered.split(compiled.separator)
         return RenderedMessage(
             source.name,
             source.variant,
@@ -155,7 +146,7 @@ class TemplateRenderer:
             subject,
             preheader,
             text,
-            html,
+            html[0] if html else None,
             recorder.recorded(),
         )
 
@@ -163,52 +154,53 @@ class TemplateRenderer:
         self, compiled: CompiledTemplate, variables: Mapping[str, Any], today: dt.date
     ) -> list[TemplateRenderError]:
         """Every part's failure for these variables: subject, preheader and body apart."""
-        context = self._context(variables, LinkRecorder(self._links, "check"), "check", today)
-        source = compiled.source
-        found = []
-        for part in ("subject", "preheader"):
-            try:
-                _render(getattr(compiled, part), context, source.shown, source.key_lines.get(part))
-            except TemplateRenderError as exc:
-                found.append(exc)
-        body_error = self.locate(compiled, context)
-        if body_error is not None:
-            return [*found, body_error]
+        links = self._links.for_message("check")
+        context = self._context(variables, LinkRecorder(links), links, today)
+        found = self.diagnose(compiled, context)
+        if found:
+            return found
         try:
-            self.render(compiled, variables, "check", today)
+            self.render(compiled, variables, links, today)
         except TemplateRenderError as exc:
             found.append(exc)
         return found
 
+    def diagnose(
+        self, compiled: CompiledTemplate, context: Mapping[str, Any]
+    ) -> list[TemplateRenderError]:
+        """The failures of subject, preheader and the body as written, each on its line."""
+        source = compiled.source
+        found = []
+        for part, line in (("subject", source.key_lines.get("subject")),
+                           ("preheader", source.key_lines.get("preheader")),
+                           ("body", None)):  # fmt: skip
+            try:
+                _render(getattr(compiled, part), context, source.shown, line)
+            except TemplateRenderError as exc:
+                found.append(exc)
+        return found
+
     def _context(
-        self, variables: Mapping[str, Any], recorder: LinkRecorder, message_id: str, today: dt.date
+        self,
+        variables: Mapping[str, Any],
+        recorder: LinkRecorder,
+        links: MessageLinks,
+        today: dt.date,
     ) -> dict[str, Any]:
         return {
             **variables,
             "link": recorder,
             "today": today,
-            "unsubscribe_url": self._links.unsubscribe_url(message_id),
-            "open_url": self._links.open_url(message_id),
+            "unsubscribe_url": links.unsubscribe_url,
+            "open_url": links.open_url,
         }
 
-    def locate(
-        self, compiled: CompiledTemplate, context: Mapping[str, Any]
-    ) -> TemplateRenderError | None:
-        """The error of the body as written, so its line is the file's line (Markdown and
-        partial expansion move lines in the compiled forms)."""
-        env = self.environment(RenderMode.SOURCE, compiled.language)
-        source = compiled.source
-        try:
-            template = compile_template(env, source.body, source.shown)
-            _render(template, context, source.shown, None)
-        except TemplateSyntaxError as exc:
-            return TemplateRenderError(exc.filename or source.shown, exc.lineno, exc.message or "")
-        except TemplateRenderError as exc:
-            return exc
-        return None
 
-
-def _render(template: Template, context: Mapping[str, Any], shown: str, line: int | None) -> str:
+def _render(
+    template: Template | str, context: Mapping[str, Any], shown: str, line: int | None
+) -> str:
+    if isinstance(template, str):
+        return template  # a subject or preheader without Jinja
     try:
         return template.render(context)
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:

@@ -1,16 +1,16 @@
 """Signed tokens in reply addresses, tracking links and unsubscribe links.
 
 A token is ``PAYLOAD.SIGNATURE``: the payload names a message (and, for a click,
-which of its links), the signature is an HMAC-SHA256 over the purpose and the
-payload, truncated to 80 bits and written in lower-case base32. Lower case matters:
-the reply token travels in an email local part (``reply+TOKEN@...``), which some
-mail systems lower-case, so itsdangerous' case-sensitive base64 would not survive.
+which of its links), the signature is a keyed BLAKE2b MAC (a MAC by design, one
+C call, a third of HMAC-SHA256's cost; a message carries five or more tokens) over
+the purpose and the payload, 80 bits written in hex. Lower case matters: the reply
+token travels in an email local part (``reply+TOKEN@...``), which some mail systems
+lower-case, so itsdangerous' case-sensitive base64 would not survive.
 A token signed for one purpose (say ``open``) is worthless for another (``unsub``).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -35,7 +35,8 @@ class TokenSigner:
     def __init__(self, secret_key: bytes) -> None:
         if len(secret_key) < 16:
             raise ValueError("the secret key must be at least 16 bytes")
-        self._key = secret_key
+        # BLAKE2b takes keys of up to 64 bytes; a longer secret is hashed down to one.
+        self._key = secret_key if len(secret_key) <= 64 else hashlib.sha512(secret_key).digest()
 
     def sign(self, purpose: TokenPurpose, payload: str) -> str:
         """``payload.signature`` for ``payload`` (lower-case letters, digits, dashes)."""
@@ -52,8 +53,8 @@ class TokenSigner:
         return payload if hmac.compare_digest(expected, signature) else None
 
     def _signature(self, purpose: TokenPurpose, payload: str) -> str:
-        digest = hmac.new(self._key, f"{purpose}:{payload}".encode(), hashlib.sha256).digest()
-        return base64.b32encode(digest[:_SIGNATURE_BYTES]).decode("ascii").lower()
+        message = f"{purpose}:{payload}".encode()
+        return hashlib.blake2b(message, key=self._key, digest_size=_SIGNATURE_BYTES).hexdigest()
 
 
 def click_payload(message_id: str, link_index: int) -> str:
