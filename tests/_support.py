@@ -20,7 +20,9 @@ from typer.testing import CliRunner, Result
 from engine.cli import app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PROBLEM = re.compile(r"^((?:config|segments)/[a-z0-9_/-]+\.yaml):(\d+): (.+)$")
+PROBLEM = re.compile(
+    r"^((?:config|segments)/[a-z0-9_/-]+\.yaml|templates/[^:]+\.(?:md|html)):(\d+): (.+)$"
+)
 STARTER_SEGMENTS = (
     "booked-a-call",
     "danish-speakers",

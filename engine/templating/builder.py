@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from engine.contacts.owners import OwnerProfile
 from engine.delivery.message import Address, OutboundMessage
 from engine.settings import Settings
-from engine.templating.compiler import CompiledTemplate, MessageFormat
+from engine.templating.compiler import CompiledTemplate, MessageFormat, one_line
 from engine.templating.compose import MessageIdentity, ThreadParent, compose_message
 from engine.templating.context import (
     OWNER_FIELDS,
@@ -22,7 +22,11 @@ from engine.templating.context import (
     template_context,
 )
 from engine.templating.environment import FieldMap
-from engine.templating.render import RenderedMessage, TemplateRenderer, TemplateRenderError
+from engine.templating.render import (
+    RenderedMessage,
+    TemplateRenderer,
+    TemplateRenderError,
+)
 from engine.tracking import TrackingLinks
 
 
@@ -83,8 +87,8 @@ class MessageBuilder:
         return compose_message(
             rendered,
             request.identity,
-            sender=Address(str(owner["email"]), str(owner["name"])),
-            to=Address(str(contact["email"]), full_name or None),
+            sender=Address(str(owner["email"]), one_line(str(owner["name"]))),
+            to=Address(str(contact["email"]), one_line(full_name) or None),
             links=links,
             sending_domain=self._settings.sending.domain,
             now=now,

@@ -93,7 +93,7 @@ def compile_source(
         text = markdown_to_text(expanded).rstrip("\n") + text_footer(language)
         # Not whitespace (a "{%-" would strip it); random, so contact data cannot forge it.
         separator = f"\x00{secrets.token_hex(8)}\x00"
-        lines = [_one_line(source.subject), _one_line(source.preheader), text]
+        lines = [one_line(source.subject), one_line(source.preheader), text]
         if message_format is MessageFormat.TEXT:
             parts = compile_template(env_text, separator.join(lines), source.shown)
         else:
@@ -144,7 +144,7 @@ def html_document(
     if not _CONTENT_SLOT.search(layout):
         raise TemplateCompileError(layout_shown, None, "the layout has no {{ content }}")
     document = _CONTENT_SLOT.sub(lambda _: body_html, layout, count=1)
-    preheader = _one_line(source.preheader)
+    preheader = one_line(source.preheader)
     document = _PREHEADER_SLOT.sub(lambda _: preheader, document)
     footer = html_footer(language)
     if _BODY_END.search(document):
@@ -199,11 +199,12 @@ def _inline_css(document: str, layout_shown: str) -> str:
 
 
 def _line_template(env: SandboxedEnvironment, text: str, shown: str) -> Template | str:
-    line = _one_line(text)
+    line = one_line(text)
     return compile_template(env, line, shown) if "{" in line else line
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace, line breaks included, made one space."""
     return " ".join(text.split())
 
 

@@ -21,6 +21,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent
 from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.templating.catalog import LAYOUTS_DIR, PARTIALS_DIR, locale_chain
@@ -117,15 +118,44 @@ class PartialLoader(BaseLoader):
         raise TemplateNotFound(template)
 
 
+class _BoundedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, also refusing ``*`` and ``**`` that would build huge values."""
+
+    intercepted_binops = frozenset(("*", "**"))
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > _MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is too large (at most {_MAX_EXPONENT})")
+        if operator == "*" and _repeats(left, right) > _MAX_REPEAT:
+            raise SecurityError(f"the result would be too long (at most {_MAX_REPEAT:,} items)")
+        return super().call_binop(context, operator, left, right)
+
+
+def _repeats(left: Any, right: Any) -> int:
+    """The length a sequence repetition would have (0 for multiplying numbers)."""
+    for sequence, times in ((left, right), (right, left)):
+        if isinstance(sequence, str | list | tuple) and isinstance(times, int):
+            return len(sequence) * times
+    return 0
+
+
+_MAX_EXPONENT = 64
+_MAX_REPEAT = 100_000
+# Jinja's default globals that no email needs; fewer objects, less to reach through.
+_UNUSED_GLOBALS = ("lipsum", "cycler", "joiner")
+
+
 def make_environment(root: Path, mode: RenderMode, language: str) -> SandboxedEnvironment:
     """A sandboxed, strict environment for one output form and one language."""
-    env = SandboxedEnvironment(
+    env = _BoundedSandbox(
         loader=PartialLoader(root, language),
         undefined=UnknownField,
         autoescape=mode is RenderMode.HTML,
         keep_trailing_newline=True,
         auto_reload=False,
     )
+    for name in _UNUSED_GLOBALS:
+        env.globals.pop(name, None)
     locale = babel_locale(language)
     env.filters.update(
         date=lambda value, format="long": format_date(_as_date(value), format, locale=locale),

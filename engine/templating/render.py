@@ -17,6 +17,7 @@ from engine.templating.compiler import (
     MessageFormat,
     TemplateCompileError,
     compile_source,
+    one_line,
 )
 from engine.templating.environment import (
     RenderMode,
@@ -143,8 +144,8 @@ class TemplateRenderer:
             source.variant,
             compiled.language,
             compiled.format,
-            subject,
-            preheader,
+            one_line(subject),  # contact data must not add lines (headers) to a header
+            one_line(preheader),
             text,
             html[0] if html else None,
             recorder.recorded(),
