@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import json
+from email.charset import Charset
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
@@ -37,7 +38,9 @@ class _SmtpPolicy(Compat32):
 def _fold_at_spaces(name: str, value: str, limit: int, linesep: str) -> bytes:
     lines = [f"{name}:"]
     for word in value.split(" "):
-        if len(lines[-1]) + 1 + len(word) > limit and lines[-1].strip() != f"{name}:":
+        # fold only before a word, so no line is made of spaces alone
+        # and not right after the colon: parsers then keep a leading space in the value
+        if word and len(lines[-1]) + 1 + len(word) > limit and lines[-1] != f"{name}:":
             lines.append(f" {word}")
         else:
             lines[-1] += f" {word}"
@@ -45,6 +48,7 @@ def _fold_at_spaces(name: str, value: str, limit: int, linesep: str) -> bytes:
 
 
 SMTP_POLICY = _SmtpPolicy(linesep="\r\n")
+_UTF8 = Charset("utf-8")
 
 
 def to_rfc5322(message: OutboundMessage) -> bytes:
@@ -61,11 +65,11 @@ def to_rfc5322(message: OutboundMessage) -> bytes:
     mime["From"] = _address(message.sender)
     mime["To"] = _address(message.to)
     mime["Reply-To"] = _address(message.reply_to)
-    mime["Subject"] = _header(message.subject)  # type: ignore[assignment]  # compat32 takes Header
+    mime["Subject"] = _header("Subject", message.subject)  # type: ignore[assignment]
     mime["Date"] = format_datetime(message.date)
     mime["Message-ID"] = message.rfc_message_id
     for name, value in message.headers:
-        mime[name] = _header(value)  # type: ignore[assignment]
+        mime[name] = _header(name, value)  # type: ignore[assignment]
     # SendGrid's SMTP relay hands these back on events, as custom_args over the API.
     mime["X-SMTPAPI"] = json.dumps({"unique_args": dict(message.custom_args)})
     return mime.as_bytes(policy=SMTP_POLICY)
@@ -80,10 +84,30 @@ def _text_part(subtype: str, body: str) -> MIMENonMultipart:
 
 
 def _address(address: Address) -> str:
-    return formataddr((address.name or "", address.email), charset="utf-8")
+    """``Name <email>``; a non-ASCII name as RFC 2047 words of at most 75 characters each."""
+    name = address.name or ""
+    if name.isascii():
+        return formataddr((name, address.email))
+    return f"{' '.join(_encoded_words(name))} <{address.email}>"
 
 
-def _header(value: str) -> str | Header:
-    if value.isascii() and len(value) < 76:
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as encoded words split between its words, each space kept inside a word
+    (decoders drop the whitespace between adjacent encoded words, RFC 2047 section 6.2)."""
+    words: list[str] = []
+    chunk = ""
+    for word in text.split(" "):
+        candidate = f"{chunk} {word}" if chunk else word
+        if chunk and len(_UTF8.header_encode(candidate)) > 75:
+            words.append(_UTF8.header_encode(chunk + " "))
+            chunk = word
+        else:
+            chunk = candidate
+    return [*words, _UTF8.header_encode(chunk)]
+
+
+def _header(name: str, value: str) -> str | Header:
+    """ASCII values as they are (the policy folds them); others RFC 2047-encoded."""
+    if value.isascii():
         return value
-    return Header(value, "utf-8" if not value.isascii() else "us-ascii", header_name="Subject")
+    return Header(value, "utf-8", header_name=name)

@@ -16,7 +16,7 @@ import hmac
 import re
 from enum import StrEnum
 
-_PAYLOAD = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_PAYLOAD = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _SIGNATURE_BYTES = 10
 
 
@@ -40,14 +40,14 @@ class TokenSigner:
 
     def sign(self, purpose: TokenPurpose, payload: str) -> str:
         """``payload.signature`` for ``payload`` (lower-case letters, digits, dashes)."""
-        if not _PAYLOAD.match(payload):
+        if not _PAYLOAD.fullmatch(payload):
             raise ValueError(f"token payload {payload!r} must be lower-case letters, digits, '-'")
         return f"{payload}.{self._signature(purpose, payload)}"
 
     def verify(self, purpose: TokenPurpose, token: str) -> str | None:
         """The payload of a genuine token for ``purpose``; ``None`` for anything else."""
         payload, dot, signature = token.lower().rpartition(".")
-        if not dot or not _PAYLOAD.match(payload):
+        if not dot or not _PAYLOAD.fullmatch(payload) or not signature.isascii():
             return None
         expected = self._signature(purpose, payload)
         return payload if hmac.compare_digest(expected, signature) else None
