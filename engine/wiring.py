@@ -97,12 +97,10 @@ class Runtime:
         sending = self.settings.sending
         return TrackingLinks(TokenSigner(key), sending.tracking_url, sending.reply_domain)
 
-    def message_builder(self, catalog: TemplateCatalog | None = None) -> MessageBuilder:
+    def message_builder(self) -> MessageBuilder:
         """Renders and composes messages from this workspace's templates."""
         settings = self.settings
-        renderer = TemplateRenderer(
-            catalog or self.templates, settings.default_locale, self.tracking_links
-        )
+        renderer = TemplateRenderer(self.templates, settings.default_locale, self.tracking_links)
         types = AttributeTypes.from_fields(self.fields)
         return MessageBuilder(renderer, types, settings, self.owner_profiles, self.tracking_links)
 

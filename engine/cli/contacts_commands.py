@@ -141,3 +141,11 @@ def show_contact(
     for entry in view.timeline:
         table.add_row(entry.at.strftime("%Y-%m-%d %H:%M"), entry.summary)
     stdout.print(table)
+    if view.enrollments:
+        runs = Table("sequence", "status", "step", "next run (UTC)", "why",
+                     title="enrollments", title_justify="left")  # fmt: skip
+        for run in view.enrollments:
+            why = run["error"] or run["exit_reason"] or ""
+            runs.add_row(run["sequence"], run["status"], run["step_id"] or "-",
+                         run["next_run_at"] or "-", why)  # fmt: skip
+        stdout.print(runs)

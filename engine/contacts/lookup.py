@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from engine.storage.schema import accounts, contacts, owners, stage_history
+from engine.storage.schema import accounts, contacts, enrollments, owners, stage_history
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class ContactView:
     account: dict[str, Any] | None
     owner: dict[str, Any] | None
     timeline: list[TimelineEntry]
+    enrollments: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +40,7 @@ class ContactView:
                 {"at": e.at.isoformat(), "kind": e.kind, "summary": e.summary, **e.detail}
                 for e in self.timeline
             ],
+            "enrollments": self.enrollments,
         }
 
 
@@ -57,6 +59,7 @@ def find_contact(connection: Connection, email: str) -> ContactView | None:
         account=_one(connection, accounts, contact["account_id"]),
         owner=_one(connection, owners, contact["owner_id"]),
         timeline=_stage_timeline(connection, contact["id"]),
+        enrollments=_enrollments(connection, contact["id"]),
     )
 
 
@@ -82,6 +85,24 @@ def _stage_timeline(connection: Connection, contact_id: int) -> list[TimelineEnt
         )
         for r in connection.execute(query).mappings()
     ]
+
+
+def _enrollments(connection: Connection, contact_id: int) -> list[dict[str, Any]]:
+    query = (
+        select(
+            enrollments.c.id,
+            enrollments.c.sequence,
+            enrollments.c.status,
+            enrollments.c.step_id,
+            enrollments.c.next_run_at,
+            enrollments.c.exit_reason,
+            enrollments.c.error,
+            enrollments.c.enrolled_at,
+        )
+        .where(enrollments.c.contact_id == contact_id)
+        .order_by(enrollments.c.enrolled_at, enrollments.c.id)
+    )
+    return [_plain(r) for r in connection.execute(query).mappings()]
 
 
 def _plain(record: Any) -> dict[str, Any]:

@@ -1,9 +1,8 @@
 """The Jinja environment templates render in: sandboxed, strict, locale-aware.
 
-One environment per output form and language: ``source`` renders the Markdown as
-written (``salescycle check`` uses it, so error lines are file lines), ``text`` and
-``html`` render bodies already converted by :mod:`engine.templating.markdown`
-(``html`` autoescapes). Partials are looked up for the language first
+One environment per output form and language: ``text`` (no escaping: subjects, the
+text part, and bodies as written, which locate errors on their file's line) and
+``html`` (autoescaping). Partials are looked up for the language first
 (``signature.da.md``), then as named.
 """
 
@@ -31,7 +30,6 @@ from engine.workspace import suggest
 class RenderMode(StrEnum):
     """Which form of a body an environment renders."""
 
-    SOURCE = "source"
     TEXT = "text"
     HTML = "html"
 
