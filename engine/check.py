@@ -6,21 +6,24 @@ import secrets
 from dataclasses import dataclass
 
 from engine.contacts import CRM_FILE, read_mapping
-from engine.contacts.owners import OWNERS_FILE, read_owner_profiles
+from engine.contacts.owners import OWNERS_FILE, OwnerProfile, read_owner_profiles
 from engine.errors import Problem
-from engine.segments import SEGMENTS_DIR, field_specs, read_segments
-from engine.sequences import sequence_names
+from engine.segments import SEGMENTS_DIR, FieldSpec, field_specs, read_segments
+from engine.segments.parsing import SegmentParser
+from engine.sequences import SEQUENCES_DIR, References, read_sequences, sequence_names
 from engine.settings import SETTINGS_FILE, Settings, read_settings
 from engine.stages import STAGES_FILE, read_pipeline
 from engine.templating import (
+    TEMPLATES_DIR,
     AttributeTypes,
     MessageBuilder,
+    TemplateCatalog,
     TemplateRenderer,
     read_catalog,
     template_problems,
 )
 from engine.tracking import TokenSigner, TrackingLinks
-from engine.workspace import Workspace
+from engine.workspace import Workspace, declared_names
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class CheckResult:
 
 
 def check_workspace(workspace: Workspace) -> CheckResult:
-    """Validate settings, stages, the CRM mapping, owners, segments and templates.
+    """Validate settings, stages, the CRM mapping, owners, segments, templates and sequences.
 
     A file that cannot be read does not make the files depending on it report
     mistakes that are not theirs: segments are checked against whatever part of the
@@ -45,34 +48,36 @@ def check_workspace(workspace: Workspace) -> CheckResult:
     settings, problems = read_settings(workspace)
     pipeline, stage_problems = read_pipeline(workspace)
     mapping, crm_problems = read_mapping(workspace.root / CRM_FILE, workspace, pipeline)
-    _, segment_problems = read_segments(
-        workspace,
-        field_specs(mapping),
-        pipeline.ids if pipeline is not None else None,
-        sequence_names(workspace),
-        custom_fields_known=not crm_problems,  # else crm.yaml's own problems come first
-    )
+    fields = field_specs(mapping)
+    stages = pipeline.ids if pipeline is not None else None
+    custom_fields_known = not crm_problems  # else crm.yaml's own problems come first
+    sequences = sequence_names(workspace)
+    _, segment_problems = read_segments(workspace, fields, stages, sequences, custom_fields_known)
     profiles, owner_problems = read_owner_profiles(workspace)
     catalog = read_catalog(workspace)
-    settings = settings or Settings.model_construct()
-    links = TrackingLinks(TokenSigner(secrets.token_bytes(32)), "https://t.invalid", "r.invalid")
-    builder = MessageBuilder(
-        TemplateRenderer(catalog, settings.default_locale, links),
-        AttributeTypes.from_fields(field_specs(mapping)),
-        settings,
-        profiles,
-        links,
-    )
+    references = References(catalog, declared_names(workspace.root / SEGMENTS_DIR), stages)
+    conditions = SegmentParser(fields, stages, sequences, custom_fields_known)
+    _, sequence_problems = read_sequences(workspace, references, conditions)
     problems += stage_problems + crm_problems + segment_problems + owner_problems
-    problems += template_problems(catalog, builder)
-    segment_files = sorted((workspace.root / SEGMENTS_DIR).glob("*.yaml"))
-    template_files = sorted(workspace.shown(p) for p in catalog.root.rglob("*.*") if p.is_file())
-    checked = [
-        SETTINGS_FILE,
-        STAGES_FILE,
-        CRM_FILE,
-        OWNERS_FILE,
-        *map(workspace.shown, segment_files),
-        *template_files,
-    ]
+    problems += _template_problems(
+        catalog, settings or Settings.model_construct(), fields, profiles
+    )
+    problems += sequence_problems
+    checked = [SETTINGS_FILE, STAGES_FILE, CRM_FILE, OWNERS_FILE]
+    for folder in (SEGMENTS_DIR, TEMPLATES_DIR, SEQUENCES_DIR):
+        files = (p for p in (workspace.root / folder).rglob("*.*") if p.is_file())
+        checked += sorted(workspace.shown(path) for path in files)
     return CheckResult(checked, sorted(set(problems)))
+
+
+def _template_problems(
+    catalog: TemplateCatalog,
+    settings: Settings,
+    fields: dict[str, FieldSpec],
+    profiles: dict[str, OwnerProfile],
+) -> list[Problem]:
+    """Every template rendered for sample contacts (links signed with a throw-away key)."""
+    links = TrackingLinks(TokenSigner(secrets.token_bytes(32)), "https://t.invalid", "r.invalid")
+    renderer = TemplateRenderer(catalog, settings.default_locale, links)
+    types = AttributeTypes.from_fields(fields)
+    return template_problems(catalog, MessageBuilder(renderer, types, settings, profiles, links))

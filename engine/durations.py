@@ -21,6 +21,15 @@ def parse_duration(text: str) -> timedelta:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+def format_duration(duration: timedelta) -> str:
+    """The shortest way to write ``duration`` as :func:`parse_duration` reads it (``21d``)."""
+    minutes = int(duration.total_seconds() // 60)
+    for unit, size in (("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60)):
+        if minutes and minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
+
+
 def parse_instant(text: str | date, now: datetime) -> datetime:
     """An absolute date or instant, or one relative to ``now`` (``30d ago``), in UTC.
 

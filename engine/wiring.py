@@ -15,7 +15,8 @@ from engine.contacts import CRM_FILE, CrmMapping, load_mapping
 from engine.contacts.owners import OwnerProfile, read_owner_profiles
 from engine.errors import WorkspaceError
 from engine.segments import FieldSpec, SegmentSet, field_specs, read_segments
-from engine.sequences import sequence_names
+from engine.segments.parsing import SegmentParser
+from engine.sequences import References, SequenceSet, read_sequences, sequence_names
 from engine.settings import Settings, load_settings
 from engine.stages import Pipeline, load_pipeline
 from engine.storage import create_database_engine, ensure_current, resolve_database_url
@@ -103,6 +104,17 @@ class Runtime:
         renderer = TemplateRenderer(self.templates, settings.default_locale, self.tracking_links)
         types = AttributeTypes.from_fields(self.fields)
         return MessageBuilder(renderer, types, settings, self.owner_profiles, self.tracking_links)
+
+    @cached_property
+    def sequences(self) -> SequenceSet:
+        """Every sequence of ``config/sequences/``; raises with every problem in them."""
+        names = sequence_names(self.workspace)
+        references = References(self.templates, self.segments.segments.keys(), self.pipeline.ids)
+        conditions = SegmentParser(self.fields, self.pipeline.ids, names)
+        sequences, problems = read_sequences(self.workspace, references, conditions)
+        if problems:
+            raise WorkspaceError(problems)
+        return sequences
 
     @cached_property
     def database_url(self) -> str:

@@ -6,6 +6,7 @@ from engine.cli import (  # noqa: F401  (each module registers its commands)
     demo_commands,
     pipeline_commands,
     segments_commands,
+    sequences_commands,
     templates_commands,
     workspace_commands,
 )

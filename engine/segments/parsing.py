@@ -83,6 +83,11 @@ class SegmentParser:
             return None
         return Segment(str(name), str(description), where, shown, _line(data, None) or 1)
 
+    def parse_condition(self, node: Any, shown: str, parent: Any, key: Any) -> Condition | None:
+        """One condition written in another file (a sequence's ``when`` or ``branch``)."""
+        self._shown = shown
+        return self._condition(node, parent, key)
+
     # conditions ---------------------------------------------------------------
 
     def _condition(self, node: Any, parent: Any, key: Any) -> Condition | None:

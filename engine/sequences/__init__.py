@@ -1,7 +1,45 @@
-"""Sequences: the files in ``config/sequences/`` (their full model arrives with [4/8])."""
+"""Sequences: the files in ``config/sequences/``, their steps, windows and variants."""
 
 from engine.sequences.enrollments import pause_for_error
+from engine.sequences.loading import References, SequenceSet, read_sequences
+from engine.sequences.model import (
+    BranchStep,
+    ExitStep,
+    NotifyStep,
+    OnReply,
+    SendStep,
+    Sequence,
+    SequenceKind,
+    StageStep,
+    Step,
+    Trigger,
+    TriggerKind,
+    WaitStep,
+)
 from engine.sequences.names import SEQUENCES_DIR, sequence_names
 from engine.sequences.variants import choose_variant
 
-__all__ = ["SEQUENCES_DIR", "choose_variant", "pause_for_error", "sequence_names"]
+__all__ = [
+    # files
+    "SEQUENCES_DIR",
+    "References",
+    "SequenceSet",
+    "read_sequences",
+    "sequence_names",
+    # the model
+    "BranchStep",
+    "ExitStep",
+    "NotifyStep",
+    "OnReply",
+    "SendStep",
+    "Sequence",
+    "SequenceKind",
+    "StageStep",
+    "Step",
+    "Trigger",
+    "TriggerKind",
+    "WaitStep",
+    # running
+    "choose_variant",
+    "pause_for_error",
+]

@@ -9,6 +9,7 @@ since inlining moves Jinja blocks that sit between table rows).
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import secrets
@@ -184,6 +185,7 @@ def _jinja_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+@functools.lru_cache(maxsize=256)  # pure, and the costliest step of compiling
 def _inline_css(document: str, layout_shown: str) -> str:
     protected, chunks = protect_jinja(document)
     inlined = _INLINER.inline(protected)

@@ -9,6 +9,7 @@ per-message work is one Jinja render. markdown-it-py has no plain-text renderer,
 
 from __future__ import annotations
 
+import functools
 import re
 
 from markdown_it import MarkdownIt
@@ -20,6 +21,7 @@ _STATEMENT_PARAGRAPH = re.compile(r"<p>((?:sjx\d+xjs\s*)+)</p>\n?")
 _MARKDOWN = MarkdownIt("commonmark", {"html": True, "typographer": False})
 
 
+@functools.lru_cache(maxsize=1024)  # pure; check and every worker convert the same bodies
 def to_html(source: str) -> str:
     """The HTML fragment of a Markdown body, its Jinja kept as Jinja."""
     protected, chunks = protect_jinja(source)
@@ -28,6 +30,7 @@ def to_html(source: str) -> str:
     return restore_jinja(html, chunks)
 
 
+@functools.lru_cache(maxsize=1024)
 def to_text(source: str) -> str:
     """The plain-text form of a Markdown body, its Jinja kept as Jinja."""
     protected, chunks = protect_jinja(source)

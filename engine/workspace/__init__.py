@@ -1,7 +1,13 @@
 """The workspace a team edits: locating it, its starter copy, and reading its YAML."""
 
 from engine.workspace.layout import Workspace, init_workspace, starter_root
-from engine.workspace.yamlfile import line_of, load_yaml, suggest, validation_problems
+from engine.workspace.yamlfile import (
+    declared_names,
+    line_of,
+    load_yaml,
+    suggest,
+    validation_problems,
+)
 
 __all__ = [
     # layout
@@ -9,6 +15,7 @@ __all__ = [
     "init_workspace",
     "starter_root",
     # YAML with line numbers
+    "declared_names",
     "line_of",
     "load_yaml",
     "suggest",

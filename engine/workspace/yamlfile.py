@@ -38,6 +38,20 @@ def load_yaml(path: Path, shown_as: str) -> tuple[Any, list[Problem]]:
         return None, [Problem(shown_as, line, f"YAML syntax error: {what}")]
 
 
+def declared_names(folder: Path) -> set[str]:
+    """The ``name`` of every ``folder/*.yaml`` (the file's stem when unnamed or unreadable).
+
+    Lets one kind of file check its references to another kind before (or although)
+    those files are fully read; their own mistakes are reported by ``check``.
+    """
+    names = set()
+    for path in sorted(folder.glob("*.yaml")):
+        data, problems = load_yaml(path, path.name)
+        name = data.get("name") if not problems and isinstance(data, dict) else None
+        names.add(name if isinstance(name, str) and name else path.stem)
+    return names
+
+
 def line_of(data: Any, loc: Loc) -> int | None:
     """The 1-based line of the deepest node on ``loc`` that the YAML document knows."""
     line: int | None = _own_line(data)
