@@ -16,7 +16,14 @@ from engine.contacts.owners import OwnerProfile, read_owner_profiles
 from engine.errors import WorkspaceError
 from engine.segments import FieldSpec, SegmentSet, field_specs, read_segments
 from engine.segments.parsing import SegmentParser
-from engine.sequences import References, SequenceSet, read_sequences, sequence_names
+from engine.sequences import (
+    EnrollmentRules,
+    References,
+    SequenceKind,
+    SequenceSet,
+    read_sequences,
+    sequence_names,
+)
 from engine.settings import Settings, load_settings
 from engine.stages import Pipeline, load_pipeline
 from engine.storage import create_database_engine, ensure_current, resolve_database_url
@@ -115,6 +122,11 @@ class Runtime:
         if problems:
             raise WorkspaceError(problems)
         return sequences
+
+    def enrollment_rules(self) -> EnrollmentRules:
+        """The limits across sequences (concurrent outreach per contact)."""
+        outreach = frozenset(s.name for s in self.sequences if s.kind is SequenceKind.OUTREACH)
+        return EnrollmentRules(self.settings.sequences.max_concurrent_outreach, outreach)
 
     @cached_property
     def database_url(self) -> str:

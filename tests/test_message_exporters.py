@@ -19,15 +19,9 @@ from collections.abc import Callable
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
-from ruamel.yaml import YAML
 
 from engine.delivery import (
     Address,
@@ -37,12 +31,12 @@ from engine.delivery import (
     to_mail_send,
     to_rfc5322,
 )
+from engine.delivery.sendgrid_schema import mail_send_validator
 from engine.templating.compiler import MessageFormat
 from engine.templating.compose import MessageIdentity, ThreadParent, compose_message
 from engine.templating.render import RenderedMessage, TrackedLink
 from engine.tracking import TokenPurpose, TokenSigner, TrackingLinks
 
-MAIL_V3 = Path("/work/shared/sendgrid/tsg_mail_v3.yaml")
 SIGNER = TokenSigner(b"exporter-tests-secret-key-0123456789")
 LINKS = TrackingLinks(SIGNER, "https://track.example.com", "reply.example.com")
 NOW = dt.datetime(2024, 5, 1, 9, 30, 15, tzinfo=dt.UTC)
@@ -224,40 +218,10 @@ def _mime_and_json(message: OutboundMessage) -> tuple[bytes, EmailMessage, dict[
 # --- SendGrid's schema ----------------------------------------------------------------------
 
 
-@cache
-def _mail_send_validator() -> Draft202012Validator:
-    """The POST /v3/mail/send application/json body schema, with every $ref resolvable.
-
-    The document is OpenAPI 3.1, whose schemas are JSON Schema 2020-12; the request body
-    uses no OpenAPI-only keyword (``nullable`` occurs only in the error responses), so
-    nothing is stripped: the test checks that this stays true.
-    """
-    document = YAML(typ="safe", pure=True).load(MAIL_V3.read_text(encoding="utf-8"))
-    request_body: Any = document["paths"]["/v3/mail/send"]["post"]["requestBody"]
-    pointer = ["requestBody", "application/json"]
-    if "$ref" in request_body:
-        pointer[0] = request_body["$ref"]
-        assert pointer[0].startswith("#/components/requestBodies/")
-        name = pointer[0].rsplit("/", 1)[1]
-        request_body = document["components"]["requestBodies"][name]
-    schema = request_body["content"]["application/json"]["schema"]
-    assert "nullable" not in json.dumps(schema)
-    assert "nullable" not in json.dumps(document["components"]["schemas"]["MailFrom"])
-    Draft202012Validator.check_schema(schema)
-    base = "urn:sendgrid:tsg-mail-v3"
-    registry: Registry[Any] = Registry().with_resource(base, DRAFT202012.create_resource(document))
-    escaped = "application~1json"
-    return Draft202012Validator(
-        {"$ref": f"{base}{pointer[0]}/content/{escaped}/schema"},
-        registry=registry,
-        format_checker=Draft202012Validator.FORMAT_CHECKER,
-    )
-
-
 def _schema_errors(body: dict[str, Any]) -> list[str]:
     return [
         f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in _mail_send_validator().iter_errors(body)
+        for e in mail_send_validator().iter_errors(body)
     ]
 
 

@@ -4,6 +4,8 @@ from engine.cli import (  # noqa: F401  (each module registers its commands)
     contacts_commands,
     db_commands,
     demo_commands,
+    dev_commands,
+    enroll_commands,
     pipeline_commands,
     segments_commands,
     sequences_commands,

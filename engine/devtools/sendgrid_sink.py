@@ -8,8 +8,15 @@ in memory (and optionally appended to a JSON-lines file), and a seeded share of 
 can be refused (429, 500, 503) or answered slowly, so retry, timeout and reconciliation
 code meets a real HTTP server.
 
-For other processes: ``GET /_sink/messages``, ``DELETE /_sink/messages`` (reset),
-``GET /_sink/stats``, ``GET``/``POST /_sink/faults`` and ``GET /_sink/health``.
+Order of checks: the key (401/403; these draw no fault), then the injected refusal
+(429/500/503: the body is not read and nothing is recorded), then 413, malformed JSON
+and the schema and limits (400, every reason), then 202 with ``X-Message-Id``. A slow
+answer is decided and recorded first and only sent late, like a provider that took the
+mail while its client timed out.
+
+For other processes: ``GET /_sink/messages``, ``DELETE /_sink/messages`` (forget mail and
+counts), ``GET /_sink/stats``, ``GET /_sink/faults``, ``POST /_sink/faults`` (replace them:
+a JSON object of ``Faults`` fields, plus an optional ``seed``) and ``GET /_sink/health``.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ import asyncio
 import datetime as dt
 import hmac
 import random
-import reprlib
 import secrets
 import socket
 import threading
@@ -27,7 +33,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,105 +41,19 @@ import httpx2
 import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
-from jsonschema import Draft202012Validator, ValidationError
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
-from ruamel.yaml import YAML
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.clock import Clock, utc_now
-from engine.delivery import mail_send_problems
+from engine.delivery.sendgrid_schema import (
+    MAIL_SEND_PATH,
+    ApiError,
+    mail_send_errors,
+    mail_send_validator,
+)
 from engine.errors import ConfigurationError, SalescycleError
 
-MAIL_SEND_PATH = "/v3/mail/send"
-MAX_BODY_BYTES = 30 * 1024 * 1024  # SendGrid: "the total message size must be under 30 MB"
-# SendGrid's OpenAPI description of Mail Send: packaged beside this module when vendored,
-# otherwise the team's shared copy.
-OPENAPI_CANDIDATES = (
-    Path(__file__).with_name("tsg_mail_v3.yaml"),
-    Path("/work/shared/sendgrid/tsg_mail_v3.yaml"),
-)
+MAX_BODY_BYTES = 30 * 1024 * 1024  # SendGrid's limit on a whole message
 _SLOW_TICK = 0.05  # how often a held-back answer checks whether the sink is stopping
-
-
-# --- SendGrid's schema -------------------------------------------------------------------
-
-
-def mail_send_validator(openapi: Path | None = None) -> Draft202012Validator:
-    """The validator of the POST /v3/mail/send JSON body, loaded once per file.
-
-    ``openapi`` defaults to the first of ``OPENAPI_CANDIDATES`` that exists.
-    """
-    return _load_validator(_openapi_path(openapi).resolve())
-
-
-def _openapi_path(openapi: Path | None) -> Path:
-    candidates = (openapi,) if openapi is not None else OPENAPI_CANDIDATES
-    found = next((path for path in candidates if path.is_file()), None)
-    if found is None:
-        where = " or ".join(str(path) for path in candidates)
-        raise ConfigurationError(
-            f"SendGrid's Mail Send OpenAPI file (tsg_mail_v3.yaml) is not at {where}; "
-            "pass its path as `openapi`"
-        )
-    return found
-
-
-@cache
-def _load_validator(path: Path) -> Draft202012Validator:
-    # OpenAPI 3.1 schemas are JSON Schema 2020-12. The request body uses no OpenAPI-only
-    # keyword (`nullable` is only in the error responses), so nothing has to be stripped.
-    document: Any = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-    pointer = document["paths"][MAIL_SEND_PATH]["post"]["requestBody"]["$ref"]
-    name = pointer.removeprefix("#/components/requestBodies/")
-    schema = document["components"]["requestBodies"][name]["content"]["application/json"]
-    schema = schema["schema"]
-    if b"nullable" in orjson.dumps(schema):
-        raise ConfigurationError(f"{path}: the Mail Send schema now uses OpenAPI's `nullable`")
-    # The document types the message-level `custom_args` as a string, but the official
-    # client sends an object (as the personalization-level one is) and SendGrid takes it.
-    schema["properties"]["custom_args"] = {"type": ["object", "string"]}
-    Draft202012Validator.check_schema(schema)
-    base = "urn:sendgrid:tsg-mail-v3"
-    registry: Registry[Any] = Registry().with_resource(base, DRAFT202012.create_resource(document))
-    return Draft202012Validator(
-        {"$ref": f"{base}{pointer}/content/application~1json/schema"},
-        registry=registry.crawl(),
-        format_checker=Draft202012Validator.FORMAT_CHECKER,
-    )
-
-
-@dataclass(frozen=True)
-class ApiError:
-    """One entry of SendGrid's error answer: ``{"message": ..., "field": ..., "help": null}``."""
-
-    message: str
-    field: str | None = None
-
-    def to_json(self) -> dict[str, str | None]:
-        return {"message": self.message, "field": self.field, "help": None}
-
-
-def mail_send_errors(body: object, validator: Draft202012Validator) -> list[ApiError]:
-    """Every reason SendGrid would refuse ``body``: its schema, then its documented limits."""
-    errors = [_schema_error(error) for error in validator.iter_errors(body)]
-    if not isinstance(body, dict):
-        return errors
-    try:
-        errors += [ApiError(problem) for problem in mail_send_problems(body)]
-    except (AttributeError, TypeError):
-        pass  # a shape the limits cannot read (a list where an object belongs): the schema said
-    return errors
-
-
-def _schema_error(error: ValidationError) -> ApiError:
-    path = [str(part) for part in error.absolute_path]
-    if error.validator == "required" and isinstance(error.validator_value, list):
-        # One error per missing property; SendGrid names the missing field itself.
-        missing = (n for n in error.validator_value if error.message.startswith(f"{n!r} "))
-        path += [next(missing, "")]
-    message = error.message.replace(repr(error.instance), reprlib.repr(error.instance))
-    return ApiError(message, ".".join(p for p in path if p) or None)
 
 
 # --- what the sink keeps and counts -------------------------------------------------------
@@ -164,7 +83,10 @@ class AcceptedMail:
                 (p.get("custom_args") or {}).get("message_id") for p in personalizations
             ),
             recipients=tuple(
-                a["email"] for p in personalizations for k in ("to", "cc", "bcc") for a in p.get(k, [])
+                a["email"]
+                for p in personalizations
+                for k in ("to", "cc", "bcc")
+                for a in p.get(k, [])
             ),
             subject=personalizations[0].get("subject", body.get("subject")),
         )
@@ -233,12 +155,12 @@ class Faults:
     retry_after: int = 1  # seconds, in Retry-After of every 429
 
     def __post_init__(self) -> None:
-        rates = {"rate_429": self.rate_429, "rate_500": self.rate_500, "rate_503": self.rate_503}
-        problems = [f"{k} is {v}; a rate is from 0 to 1" for k, v in rates.items() if not 0 <= v <= 1]
-        if sum(rates.values()) > 1:
+        rates = {k: getattr(self, k) for k in ("rate_429", "rate_500", "rate_503", "rate_slow")}
+        problems = [
+            f"{k} is {v}; a rate is from 0 to 1" for k, v in rates.items() if not 0 <= v <= 1
+        ]
+        if self.rate_429 + self.rate_500 + self.rate_503 > 1 + 1e-9:  # 0.3 + 0.3 + 0.4 is 1
             problems.append("rate_429 + rate_500 + rate_503 is over 1")
-        if not 0 <= self.rate_slow <= 1:
-            problems.append(f"rate_slow is {self.rate_slow}; a rate is from 0 to 1")
         if self.slow_seconds < 0 or self.retry_after < 0:
             problems.append("slow_seconds and retry_after cannot be negative")
         if problems:
@@ -252,9 +174,13 @@ class Faults:
             raise ConfigurationError(f"faults must be a JSON object with keys {names}")
         if unknown := sorted(set(data) - set(names)):
             raise ConfigurationError(f"unknown fault {unknown}; valid: {names}")
-        wrong = [k for k, v in data.items() if isinstance(v, bool) or not isinstance(v, int | float)]
-        if wrong or not isinstance(data.get("retry_after", 0), int):
-            raise ConfigurationError(f"faults {wrong or ['retry_after']} must be numbers")
+        wrong = {
+            k for k, v in data.items() if isinstance(v, bool) or not isinstance(v, int | float)
+        }
+        if not isinstance(data.get("retry_after", 0), int):
+            wrong.add("retry_after")
+        if wrong:
+            raise ConfigurationError(f"{sorted(wrong)} must be numbers (retry_after whole seconds)")
         return cls(**data)
 
     def pick(self, refusal_roll: float, slow_roll: float) -> tuple[Outcome | None, float]:
@@ -333,10 +259,10 @@ class SendGridSink:
         max_body_bytes: int = MAX_BODY_BYTES,
         clock: Clock = utc_now,
     ) -> None:
-        self.api_key = api_key
-        self.max_body_bytes = max_body_bytes
-        self.validator = mail_send_validator(openapi)
-        self.clock = clock
+        self._api_key = api_key
+        self._max_body_bytes = max_body_bytes
+        self._validator = mail_send_validator(openapi)
+        self._clock = clock
         self._host, self._port = host, port
         self._ledger = _Ledger(record_file)
         self._faults = faults or Faults()
@@ -379,7 +305,7 @@ class SendGridSink:
             if seed is not None:
                 self._rng.seed(seed)
 
-    def draw(self) -> tuple[Outcome | None, float]:
+    def _draw(self) -> tuple[Outcome | None, float]:
         """One authorised request's fate: a refusal (or None) and a delay in seconds."""
         with self._faults_lock:
             return self._faults.pick(self._rng.random(), self._rng.random())
@@ -424,43 +350,49 @@ class SendGridSink:
         self.stop()
 
     def _wait_until_healthy(self, within: float = 10.0) -> None:
+        url, thread = self.url, self._thread
         deadline = time.monotonic() + within
-        while self._thread is not None and self._thread.is_alive():
+        while thread is not None and thread.is_alive() and time.monotonic() < deadline:
             try:
-                if httpx2.get(f"{self.url}/_sink/health", timeout=1.0).status_code == 200:
+                if httpx2.get(f"{url}/_sink/health", timeout=1.0).status_code == 200:
                     return
             except httpx2.TransportError:
-                if time.monotonic() > deadline:
-                    break
                 time.sleep(0.01)
-        url = self._url
         self.stop()
         raise SalescycleError(f"the SendGrid sink did not answer at {url}/_sink/health")
 
-    async def hold(self, seconds: float) -> None:
+    async def _hold(self, seconds: float) -> None:
         """Wait ``seconds`` before answering, unless the sink is stopping."""
         deadline = time.monotonic() + seconds
         while not self._stopping.is_set() and (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(left, _SLOW_TICK))
 
-    def accept(self, body: dict[str, Any], delayed: bool) -> str:
+    def _accept(self, body: dict[str, Any], delayed: bool) -> str:
         """Record an accepted body; its provider message id (22 characters, as SendGrid's)."""
         provider_id = secrets.token_urlsafe(16)
-        self._ledger.accept(AcceptedMail.from_body(body, provider_id, self.clock()), delayed)
+        self._ledger.accept(AcceptedMail.from_body(body, provider_id, self._clock()), delayed)
         return provider_id
 
-    def count(self, outcome: Outcome, delayed: bool = False) -> None:
+    def _count(self, outcome: Outcome, delayed: bool = False) -> None:
         self._ledger.count(outcome, delayed)
 
 
 # h11: the pure-Python protocol is always there; no websockets, no lifespan events.
-_UVICORN: dict[str, Any] = {"http": "h11", "ws": "none", "lifespan": "off"}
-_UVICORN["timeout_graceful_shutdown"] = 2
+_UVICORN: dict[str, Any] = {
+    "http": "h11",
+    "ws": "none",
+    "lifespan": "off",
+    "timeout_graceful_shutdown": 2,
+}
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket; port 0 gets a free port now, so no server has to report it."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A listening socket; port 0 gets a free port now, so no server has to report it.
+
+    The protocol is named: asyncio sets TCP_NODELAY only on sockets whose ``proto`` is
+    IPPROTO_TCP, and without it every answer with a body waits 40 ms for a delayed ACK.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
@@ -487,10 +419,15 @@ def serve(
     openapi: Path | None = None,
 ) -> None:
     """Run the sink in the foreground until interrupted (Ctrl+C)."""
-    faults = Faults(rate_429, rate_500, rate_503, rate_slow, slow_seconds, retry_after)
-    sink = SendGridSink(
-        api_key, record_file=record_file, faults=faults, seed=seed, openapi=openapi
+    faults = Faults(
+        rate_429=rate_429,
+        rate_500=rate_500,
+        rate_503=rate_503,
+        rate_slow=rate_slow,
+        slow_seconds=slow_seconds,
+        retry_after=retry_after,
     )
+    sink = SendGridSink(api_key, record_file=record_file, faults=faults, seed=seed, openapi=openapi)
     uvicorn.run(sink.app, host=host, port=port, **_UVICORN)
 
 
@@ -520,7 +457,8 @@ def _build_app(sink: SendGridSink) -> FastAPI:
 
     @app.get("/_sink/stats")
     async def stats() -> Response:
-        return _json(200, {**asdict(sink.stats()), "total": sink.stats().total})
+        counts = sink.stats()
+        return _json(200, {**asdict(counts), "total": counts.total})
 
     @app.get("/_sink/faults")
     async def faults() -> Response:
@@ -534,35 +472,34 @@ def _build_app(sink: SendGridSink) -> FastAPI:
 
 
 async def _mail_send(sink: SendGridSink, request: Request) -> Response:
-    outcome = _check_key(sink.api_key, request.headers.get("authorization"))
-    if outcome is not None:
-        sink.count(outcome)
-        return _refusal(outcome)
-    refusal, delay = sink.draw()
-    answer = _refusal(refusal, retry_after=sink.faults.retry_after) if refusal else None
-    if answer is None:
-        body = await _read_body(request, sink.max_body_bytes)
-        answer = _judge(sink, body, delay > 0)
-    elif refusal is not None:
-        sink.count(refusal, delay > 0)
-    await sink.hold(delay)
+    unauthorised = _check_key(sink._api_key, request.headers.get("authorization"))
+    if unauthorised is not None:
+        sink._count(unauthorised)
+        return _refusal(unauthorised)
+    refusal, delay = sink._draw()
+    if refusal is not None:
+        sink._count(refusal, delay > 0)
+        answer = _refusal(refusal, sink.faults.retry_after)
+    else:
+        answer = _judge(sink, await _read_body(request, sink._max_body_bytes), delay > 0)
+    await sink._hold(delay)
     return answer
 
 
 def _judge(sink: SendGridSink, raw: bytes | None, delayed: bool) -> Response:
     """The answer to an authorised request that no fault refused."""
     if raw is None:
-        sink.count(Outcome.TOO_LARGE, delayed)
+        sink._count(Outcome.TOO_LARGE, delayed)
         return _refusal(Outcome.TOO_LARGE)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        sink.count(Outcome.INVALID, delayed)
+        sink._count(Outcome.INVALID, delayed)
         return _errors(400, [ApiError(f"the request body is not valid JSON: {exc}")])
-    if errors := mail_send_errors(body, sink.validator):
-        sink.count(Outcome.INVALID, delayed)
+    if errors := mail_send_errors(body, sink._validator):
+        sink._count(Outcome.INVALID, delayed)
         return _errors(400, errors)
-    provider_id = sink.accept(body, delayed)
+    provider_id = sink._accept(body, delayed)
     return Response(status_code=202, headers={"X-Message-Id": provider_id})
 
 

@@ -1,5 +1,12 @@
 """Sequences: the files in ``config/sequences/``, their steps, windows and variants."""
 
+from engine.sequences.enrolling import (
+    EnrollmentRules,
+    enroll,
+    named_contacts,
+    stage_entrants,
+    trigger_candidates,
+)
 from engine.sequences.enrollments import pause_for_error
 from engine.sequences.loading import References, SequenceSet, read_sequences
 from engine.sequences.model import (
@@ -39,6 +46,12 @@ __all__ = [
     "Trigger",
     "TriggerKind",
     "WaitStep",
+    # enrolling
+    "EnrollmentRules",
+    "enroll",
+    "named_contacts",
+    "stage_entrants",
+    "trigger_candidates",
     # running
     "choose_variant",
     "pause_for_error",

@@ -6,6 +6,7 @@ from engine.settings.model import (
     ImportSettings,
     SenderSettings,
     SendingSettings,
+    SequenceSettings,
     Settings,
 )
 
@@ -15,6 +16,7 @@ __all__ = [
     "ImportSettings",
     "SenderSettings",
     "SendingSettings",
+    "SequenceSettings",
     "Settings",
     "load_settings",
     "read_settings",

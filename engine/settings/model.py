@@ -50,11 +50,22 @@ class SendingSettings(BaseModel):
     tracking_url: str = Field(default="https://track.example.com", pattern=r"^https?://[^\s/]+")
     # Used when a contact has no owner.
     fallback_sender: SenderSettings = SenderSettings(name="Sales", email="sales@example.com")
+    # The SendGrid API; point it at `salescycle dev sendgrid-sink` to send nowhere.
+    sendgrid_host: str = Field(default="https://api.sendgrid.com", pattern=r"^https?://[^\s/]+")
 
     @field_validator("tracking_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+
+class SequenceSettings(BaseModel):
+    """Rules across sequences."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # How many outreach sequences (kind: outreach) one contact may be in at once.
+    max_concurrent_outreach: int = Field(default=1, ge=1, le=100)
 
 
 class ImportSettings(BaseModel):
@@ -77,6 +88,7 @@ class Settings(BaseSettings):
     default_locale: str = "en"
     company: CompanySettings = CompanySettings()
     sending: SendingSettings = SendingSettings()
+    sequences: SequenceSettings = SequenceSettings()
     imports: ImportSettings = ImportSettings()
 
     # env_only: never offered as a key of config/settings.yaml (see SECRET_SETTINGS)

@@ -34,6 +34,9 @@ _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _HREF = re.compile(r"""(\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _UNTRACKED = re.compile(r"^(mailto:|tel:|#|\{\{-?\s*(unsubscribe_url|link\(|open_url))", re.I)
 _MAX_INCLUDE_DEPTH = 5
+# Between the parts of one render: not whitespace (a "{%-" would strip it), and random
+# per process, so contact data cannot forge it (and compiled code is reused in a process).
+_SEPARATOR = f"\x00{secrets.token_hex(8)}\x00"
 _INLINER = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
 
 
@@ -92,8 +95,7 @@ def compile_source(
         body = compile_template(env_text, source.body, source.shown)  # lines as in the file
         expanded = expand_partials(source.body, loader, source.shown)
         text = markdown_to_text(expanded).rstrip("\n") + text_footer(language)
-        # Not whitespace (a "{%-" would strip it); random, so contact data cannot forge it.
-        separator = f"\x00{secrets.token_hex(8)}\x00"
+        separator = _SEPARATOR
         lines = [one_line(source.subject), one_line(source.preheader), text]
         if message_format is MessageFormat.TEXT:
             parts = compile_template(env_text, separator.join(lines), source.shown)
