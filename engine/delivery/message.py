@@ -36,6 +36,8 @@ class OutboundMessage:
     html: str | None
     headers: tuple[tuple[str, str], ...]
     custom_args: Mapping[str, str]
+    # (url, tag) of each tracked link, in the order of its click tokens; not sent
+    tracked_links: tuple[tuple[str, str | None], ...] = ()
 
     def header(self, name: str) -> str | None:
         """The value of one extra header (case-insensitive), or ``None``."""

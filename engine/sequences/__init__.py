@@ -24,6 +24,7 @@ from engine.sequences.model import (
     WaitStep,
 )
 from engine.sequences.names import SEQUENCES_DIR, sequence_names
+from engine.sequences.planning import Plan, PlannedAction, PlannedSend, plan_sequence, read_only
 from engine.sequences.variants import choose_variant
 
 __all__ = [
@@ -55,4 +56,10 @@ __all__ = [
     # running
     "choose_variant",
     "pause_for_error",
+    # planning (a dry run)
+    "Plan",
+    "PlannedAction",
+    "PlannedSend",
+    "plan_sequence",
+    "read_only",
 ]

@@ -137,6 +137,8 @@ messages = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("idempotency_key", String(200), nullable=False, unique=True),
+    # the id in the message's tokens (reply address, tracking and unsubscribe links)
+    Column("public_id", String(64), nullable=True),
     Column("enrollment_id", ForeignKey("enrollments.id", ondelete="SET NULL"), nullable=True),
     Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
     Column("sequence", String(128), nullable=True),
@@ -154,11 +156,14 @@ messages = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text, nullable=True),
     Column("sent_at", UTCDateTime, nullable=True),
+    # [{"url": ..., "tag": ...}]: a click token may only redirect to one of these
+    Column("links", json_type(), nullable=True),
     *_timestamps(),
     Index(None, "contact_id", "created_at"),
     Index(None, "enrollment_id"),
     Index(None, "sequence", "step_id"),
     Index(None, "status", "updated_at"),
+    Index(None, "public_id", unique=True),
 )
 
 events = Table(

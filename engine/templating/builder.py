@@ -9,8 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.contacts.owners import OwnerProfile
-from engine.delivery.message import Address, OutboundMessage
-from engine.settings import Settings
+from engine.delivery.message import Address, OutboundMessage, new_message_id
+from engine.settings import SenderSettings, Settings
 from engine.templating.compiler import CompiledTemplate, MessageFormat, one_line
 from engine.templating.compose import MessageIdentity, ThreadParent, compose_message
 from engine.templating.context import (
@@ -93,6 +93,29 @@ class MessageBuilder:
             sending_domain=self._settings.sending.domain,
             now=now,
             thread=request.thread,
+        )
+
+    @property
+    def fallback_sender(self) -> SenderSettings:
+        """Who sends when a contact has no owner, and who sends notes to owners."""
+        return self._settings.sending.fallback_sender
+
+    def note(self, to: str, subject: str, text: str, now: dt.datetime) -> OutboundMessage:
+        """A plain internal note (to an owner): no template, no tracking, no footer."""
+        sender = self.fallback_sender
+        message_id = new_message_id()
+        return OutboundMessage(
+            message_id=message_id,
+            rfc_message_id=f"<{message_id}@{self._settings.sending.domain}>",
+            date=now,
+            sender=Address(sender.email, sender.name),
+            to=Address(to),
+            reply_to=Address(sender.email, sender.name),
+            subject=one_line(subject),
+            text=text,
+            html=None,
+            headers=(),
+            custom_args={"message_id": message_id, "kind": "note"},
         )
 
     def problems(self, request: SendRequest, now: dt.datetime) -> list[TemplateRenderError]:

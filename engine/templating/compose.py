@@ -78,6 +78,7 @@ def compose_message(
         html=rendered.html,
         headers=tuple(headers),
         custom_args={k: v for k, v in custom_args.items() if v},
+        tracked_links=tuple((link.url, link.tag) for link in rendered.links),
     )
 
 

@@ -1,0 +1,245 @@
+"""Running enrollments step by step: windows, waits, threads, exits, and exactly-once sends."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from engine.cli.contacts_commands import run_import
+from engine.delivery.memory import MemoryTransport
+from engine.delivery.transport import AmbiguousError, PermanentError, RetryableError
+from engine.segments.compiler import SegmentCompiler
+from engine.sequences import enroll, named_contacts
+from engine.sequences.program import compile_program
+from engine.sequences.runner import RunOutcome, StepRunner
+from engine.storage import upgrade
+from engine.storage.schema import (
+    contacts,
+    enrollments,
+    events,
+    messages,
+    stage_history,
+    suppressions,
+)
+from engine.wiring import Runtime
+
+CPH = ZoneInfo("Europe/Copenhagen")
+# (after the import, which happens at the real time of the test run)
+MONDAY_MORNING = dt.datetime(2026, 12, 7, 9, 0, tzinfo=CPH).astimezone(dt.UTC)
+
+
+@pytest.fixture
+def runtime(workspace: Path, workspace_database: str) -> Iterator[Runtime]:
+    opened = Runtime.open(workspace)
+    upgrade(opened.database)
+    run_import(opened, workspace / "examples" / "crm-contacts.csv")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def transport() -> MemoryTransport:
+    return MemoryTransport()
+
+
+@pytest.fixture
+def runner(runtime: Runtime, transport: MemoryTransport) -> StepRunner:
+    programs = {s.name: compile_program(s) for s in runtime.sequences}
+    return StepRunner(
+        programs, runtime.message_builder(), transport,
+        lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
+        runtime.settings.default_timezone,
+    )  # fmt: skip
+
+
+def danish_contact(runtime: Runtime) -> dict[str, Any]:
+    with runtime.database.connect() as connection:
+        row = connection.execute(
+            select(contacts).where(contacts.c.timezone == "Europe/Copenhagen",
+                                   contacts.c.first_name.is_not(None)).order_by(contacts.c.id).limit(1)
+        ).mappings().one()  # fmt: skip
+    return dict(row)
+
+
+def enroll_one(runtime: Runtime, sequence: str, contact_id: int, now: dt.datetime) -> int:
+    with runtime.database.begin() as connection:
+        enroll(connection, runtime.sequences.get(sequence), named_contacts([contact_id]),
+               runtime.enrollment_rules(), now)  # fmt: skip
+        mine = (enrollments.c.contact_id == contact_id) & (enrollments.c.sequence == sequence)
+        return int(connection.execute(select(enrollments.c.id).where(mine)).scalar_one())
+
+
+def enrollment(runtime: Runtime, enrollment_id: int) -> dict[str, Any]:
+    with runtime.database.connect() as connection:
+        query = select(enrollments).where(enrollments.c.id == enrollment_id)
+        return dict(connection.execute(query).mappings().one())
+
+
+def sent_rows(runtime: Runtime, enrollment_id: int) -> list[dict[str, Any]]:
+    with runtime.database.connect() as connection:
+        query = (
+            select(messages)
+            .where(messages.c.enrollment_id == enrollment_id)
+            .order_by(messages.c.id)
+        )
+        return [dict(r) for r in connection.execute(query).mappings()]
+
+
+def run_until_waiting(runner: StepRunner, runtime: Runtime, enrollment_id: int) -> dt.datetime:
+    """Run at the enrollment's next run time; the new next run time."""
+    at = enrollment(runtime, enrollment_id)["next_run_at"]
+    runner.run(runtime.database, enrollment_id, at)
+    wake: dt.datetime = enrollment(runtime, enrollment_id)["next_run_at"]
+    return wake
+
+
+def test_an_outreach_thread_runs_in_business_hours_with_its_follow_ups_threaded(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    contact = danish_contact(runtime)
+    saturday = dt.datetime(2026, 12, 5, 10, 0, tzinfo=CPH).astimezone(dt.UTC)
+    enrollment_id = enroll_one(runtime, "connecting-outreach", contact["id"], saturday)
+
+    # Saturday: the stage step runs, the intro waits for Monday's window
+    assert runner.run(runtime.database, enrollment_id, saturday) is RunOutcome.WAITING
+    monday = enrollment(runtime, enrollment_id)["next_run_at"].astimezone(CPH)
+    assert (monday.date(), monday.weekday()) == (dt.date(2026, 12, 7), 0)
+    assert dt.time(8, 30) < monday.time() < dt.time(8, 38)  # opening plus jitter
+    assert transport.sent == []
+    # Monday: the intro goes out, then the sequence waits 3 business days
+    thursday = run_until_waiting(runner, runtime, enrollment_id)
+    assert len(transport.sent) == 1
+    intro = transport.sent[0]
+    assert intro.to.email == contact["email"]
+    assert thursday.astimezone(CPH).date() == dt.date(2026, 12, 10)
+    # Thursday: the bump, in the intro's thread
+    run_until_waiting(runner, runtime, enrollment_id)
+    bump = transport.sent[1]
+    assert bump.subject == f"Re: {intro.subject}"
+    assert bump.header("In-Reply-To") == intro.rfc_message_id
+    rows = sent_rows(runtime, enrollment_id)
+    assert [(r["step_id"], r["status"]) for r in rows] == [("intro", "sent"), ("bump", "sent")]
+    assert (
+        rows[0]["public_id"] == intro.message_id
+        and rows[0]["rfc_message_id"] == intro.rfc_message_id
+    )
+    # the sequence's own stage step moved the contact on, and is in the history
+    with runtime.database.connect() as connection:
+        stage = connection.execute(select(contacts.c.stage).where(
+            contacts.c.id == contact["id"])).scalar_one()  # fmt: skip
+        by_sequence = (stage_history.c.contact_id == contact["id"]) & (
+            stage_history.c.cause == "sequence"
+        )
+        causes = connection.execute(select(stage_history.c.cause).where(by_sequence)).all()
+    assert stage == "connecting" and len(causes) == 1
+    # the breakup, then the enrollment is complete
+    run_until_waiting(runner, runtime, enrollment_id)
+    final = enrollment(runtime, enrollment_id)
+    assert [m.custom_args["step"] for m in transport.sent] == ["intro", "bump", "breakup"]
+    assert final["status"] == "completed" and final["ended_at"] is not None
+
+
+def test_a_reply_ends_the_enrollment_before_the_next_step(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "connecting-outreach", contact["id"], MONDAY_MORNING)
+    runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+    with runtime.database.begin() as connection:
+        connection.execute(insert(events).values(
+            provider="test", provider_event_id="r1", kind="replied", contact_id=contact["id"],
+            occurred_at=MONDAY_MORNING + dt.timedelta(hours=2), detail={},
+            created_at=MONDAY_MORNING))  # fmt: skip
+
+    run_until_waiting(runner, runtime, enrollment_id)
+
+    final = enrollment(runtime, enrollment_id)
+    assert (final["status"], final["exit_reason"]) == ("exited", "replied")
+    assert len(transport.sent) == 1
+
+
+def test_a_refused_hand_off_is_retried_with_the_same_message(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+    transport.fail_next(RetryableError("429 Too Many Requests", retry_after=30))
+
+    assert runner.run(runtime.database, enrollment_id, MONDAY_MORNING) is RunOutcome.WAITING
+    retry_at = enrollment(runtime, enrollment_id)["next_run_at"]
+    first = sent_rows(runtime, enrollment_id)
+    run_until_waiting(runner, runtime, enrollment_id)
+    second = sent_rows(runtime, enrollment_id)
+
+    assert retry_at == MONDAY_MORNING + dt.timedelta(seconds=30)
+    assert [(r["status"], r["attempts"]) for r in first] == [("retry", 1)]
+    assert [(r["status"], r["attempts"]) for r in second] == [("sent", 2)]
+    assert first[0]["public_id"] == second[0]["public_id"] == transport.sent[0].message_id
+
+
+def test_an_ambiguous_hand_off_is_never_resent_blindly(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+    transport.fail_next(AmbiguousError("read timeout after the request was sent"))
+
+    assert runner.run(runtime.database, enrollment_id, MONDAY_MORNING) is RunOutcome.PAUSED
+    with runtime.database.begin() as connection:  # a person resumes it without checking
+        connection.execute(update(enrollments).values(status="active", next_run_at=MONDAY_MORNING))
+    again = runner.run(runtime.database, enrollment_id, MONDAY_MORNING + dt.timedelta(minutes=1))
+
+    assert again is RunOutcome.PAUSED
+    assert len(transport.sent) == 1  # the provider got it once; it was not sent again
+    assert [r["status"] for r in sent_rows(runtime, enrollment_id)] == ["ambiguous"]
+    assert "may have been sent" in enrollment(runtime, enrollment_id)["error"]
+
+
+def test_a_rejected_address_is_suppressed_and_the_enrollment_ends(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+    transport.fail_next(PermanentError("550 5.1.1 no such user", invalid_address=True))
+
+    assert runner.run(runtime.database, enrollment_id, MONDAY_MORNING) is RunOutcome.EXITED
+
+    with runtime.database.connect() as connection:
+        suppressed = connection.execute(select(suppressions.c.email, suppressions.c.reason)).all()
+    assert [tuple(s) for s in suppressed] == [(contact["email"], "invalid")]
+    assert enrollment(runtime, enrollment_id)["exit_reason"] == "invalid address"
+    assert [r["status"] for r in sent_rows(runtime, enrollment_id)] == ["failed"]
+
+
+def test_running_twice_at_the_same_moment_sends_once(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+
+    first = runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+    second = runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+
+    assert (first, second) == (RunOutcome.WAITING, RunOutcome.NOT_DUE)
+    assert len(transport.sent) == 1
+
+
+def test_a_suppressed_contact_is_never_sent_to(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+    with runtime.database.begin() as connection:
+        connection.execute(insert(suppressions).values(
+            email=contact["email"], reason="unsubscribed", source="test",
+            created_at=MONDAY_MORNING))  # fmt: skip
+
+    assert runner.run(runtime.database, enrollment_id, MONDAY_MORNING) is RunOutcome.EXITED
+    assert transport.sent == []
+    assert enrollment(runtime, enrollment_id)["exit_reason"] == "suppressed"
