@@ -7,6 +7,7 @@ from engine.cli import (  # noqa: F401  (each module registers its commands)
     dev_commands,
     enroll_commands,
     pipeline_commands,
+    run_commands,
     segments_commands,
     sequences_commands,
     templates_commands,

@@ -1,0 +1,60 @@
+"""What an actor needs, built once per worker process: the workspace, runner and database."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from engine.delivery.factory import make_transport
+from engine.segments.compiler import SegmentCompiler
+from engine.sequences.program import compile_program
+from engine.sequences.runner import StepRunner
+from engine.wiring import Runtime
+
+WORKSPACE_ENV = "SALESCYCLE_WORKSPACE"
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """One workspace opened for running steps."""
+
+    runtime: Runtime
+    runner: StepRunner
+    database: Engine
+
+
+_lock = threading.Lock()
+_context: WorkerContext | None = None
+
+
+def open_context(runtime: Runtime) -> WorkerContext:
+    """A runner over the runtime's sequences, templates and configured transport."""
+    programs = {sequence.name: compile_program(sequence) for sequence in runtime.sequences}
+    runner = StepRunner(
+        programs,
+        runtime.message_builder(),
+        make_transport(runtime.settings, runtime.workspace.root),
+        lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
+        runtime.settings.default_timezone,
+    )
+    return WorkerContext(runtime, runner, runtime.ready_database())
+
+
+def install(context: WorkerContext | None) -> None:
+    """Use ``context`` in this process (``salescycle run``); ``None`` forgets it."""
+    global _context
+    with _lock:
+        _context = context
+
+
+def current() -> WorkerContext:
+    """The installed context, else one opened from ``SALESCYCLE_WORKSPACE`` (or the cwd)."""
+    global _context
+    with _lock:
+        if _context is None:
+            _context = open_context(Runtime.open(Path(os.environ.get(WORKSPACE_ENV, "."))))
+        return _context

@@ -1,0 +1,81 @@
+"""The scheduler loop shared by ``salescycle scheduler`` and the embedded ``salescycle run``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.segments.compiler import SegmentCompiler
+from engine.sequences.scheduler import Scheduler, batches
+from engine.wiring import Runtime
+
+log = logging.getLogger("salescycle.scheduler")
+
+
+@dataclass
+class LoopReport:
+    """What a scheduler loop did."""
+
+    ticks: int = 0
+    claimed: int = 0
+    enrolled: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class SchedulerLoop:
+    """Elect, enroll by trigger now and then, claim what is due, hand it to the workers."""
+
+    runtime: Runtime
+    dispatch: Callable[[list[int]], object]  # sends one broker message per batch of ids
+    clock: Callable[[], dt.datetime]
+    settle: Callable[[], None] = lambda: None  # waits for dispatched work (embedded mode)
+    batch_size: int = 50
+    claim_limit: int = 2_000
+    enroll_every: dt.timedelta = dt.timedelta(minutes=1)
+    tick_seconds: float = 1.0
+    scheduler: Scheduler = field(init=False)
+    _enrolled_at: dt.datetime | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.scheduler = Scheduler(self.runtime.ready_database())
+
+    def tick(self, report: LoopReport) -> int:
+        """One round; how many enrollments it claimed (0 when not the elected scheduler)."""
+        now = self.clock()
+        report.ticks += 1
+        if not self.scheduler.elect(now):
+            return 0
+        if self._enrolled_at is None or now - self._enrolled_at >= self.enroll_every:
+            runtime = self.runtime
+            report.enrolled.update(self.scheduler.enroll_by_triggers(
+                runtime.sequences, lambda at: SegmentCompiler(runtime.segments, runtime.fields, at),
+                runtime.enrollment_rules(), now))  # fmt: skip
+            self._enrolled_at = now
+        ids = self.scheduler.claim(now, self.claim_limit)
+        for batch in batches(ids, self.batch_size):
+            self.dispatch(batch)
+        report.claimed += len(ids)
+        self.settle()
+        return len(ids)
+
+    def run(self, until_idle: bool = False, stop: Callable[[], bool] = lambda: False) -> LoopReport:
+        """Tick until stopped; with ``until_idle``, until nothing more is due now."""
+        report = LoopReport()
+        try:
+            while not stop():
+                claimed = self.tick(report)
+                if until_idle and claimed == 0 and not self._due_now():
+                    break
+                if claimed < self.claim_limit:
+                    time.sleep(0 if until_idle else self.tick_seconds)
+        finally:
+            self.scheduler.resign()
+        return report
+
+    def _due_now(self) -> bool:
+        due = self.scheduler.next_due()
+        return due is not None and due <= self.clock()
