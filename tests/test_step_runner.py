@@ -243,3 +243,44 @@ def test_a_suppressed_contact_is_never_sent_to(
     assert runner.run(runtime.database, enrollment_id, MONDAY_MORNING) is RunOutcome.EXITED
     assert transport.sent == []
     assert enrollment(runtime, enrollment_id)["exit_reason"] == "suppressed"
+
+
+def test_pause_resume_and_stop_by_hand(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport, workspace: Path
+) -> None:
+    from _support import explain, invoke, json_output
+
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+    email = contact["email"]
+
+    paused = invoke("enrollments", "pause", "--contact", email, "--workspace", workspace)
+    skipped = runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+    sent_while_paused = len(transport.sent)
+    resumed = invoke("enrollments", "resume", "--contact", email, "--sequence",
+                     "qualification-follow-up", "--workspace", workspace)  # fmt: skip
+    ran = runner.run(
+        runtime.database, enrollment_id, dt.datetime.now(dt.UTC) + dt.timedelta(days=9)
+    )
+    stopped = invoke("enrollments", "stop", "--sequence", "qualification-follow-up", "--json",
+                     "--workspace", workspace)  # fmt: skip
+    shown = invoke("contacts", "show", email, "--json", "--workspace", workspace)
+
+    assert paused.exit_code == 0 and "paused 1 enrollment(s)" in paused.output, explain(paused)
+    assert skipped is RunOutcome.NOT_DUE and sent_while_paused == 0
+    assert resumed.exit_code == 0 and "resumed 1 enrollment(s)" in resumed.output
+    assert ran is not RunOutcome.NOT_DUE and len(transport.sent) == 1
+    assert json_output(stopped) == {"action": "stop", "changed": 1}
+    view = json_output(shown)
+    assert [(e["status"], e["exit_reason"]) for e in view["enrollments"]] == [("exited", "stopped")]
+    assert [(m["step_id"], m["status"]) for m in view["messages"]] == [("recap", "sent")]
+    nothing = invoke("enrollments", "pause", "--workspace", workspace)
+    assert nothing.exit_code == 1 and "give --sequence NAME, --contact EMAIL" in nothing.output
+
+
+def _a_monday_morning_after_now() -> dt.datetime:
+    """10:00 in Copenhagen on a Monday after today (resuming makes an enrollment due now)."""
+    day = dt.datetime.now(CPH).date() + dt.timedelta(days=1)
+    while day.weekday() != 0:
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(10), CPH).astimezone(dt.UTC)

@@ -6,6 +6,7 @@ from engine.cli import (  # noqa: F401  (each module registers its commands)
     demo_commands,
     dev_commands,
     enroll_commands,
+    enrollments_commands,
     pipeline_commands,
     run_commands,
     segments_commands,

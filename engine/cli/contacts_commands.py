@@ -149,3 +149,11 @@ def show_contact(
             runs.add_row(run["sequence"], run["status"], run["step_id"] or "-",
                          run["next_run_at"] or "-", why)  # fmt: skip
         stdout.print(runs)
+    if view.messages:
+        sent = Table("created (UTC)", "sequence", "step", "subject", "status",
+                     title="messages (newest first)", title_justify="left")  # fmt: skip
+        for message in view.messages:
+            sent.add_row(str(message["created_at"])[:16].replace("T", " "),
+                         message["sequence"] or "-", message["step_id"] or "-",
+                         message["subject"], message["status"])  # fmt: skip
+        stdout.print(sent)

@@ -8,7 +8,14 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from engine.storage.schema import accounts, contacts, enrollments, owners, stage_history
+from engine.storage.schema import (
+    accounts,
+    contacts,
+    enrollments,
+    messages,
+    owners,
+    stage_history,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class ContactView:
     owner: dict[str, Any] | None
     timeline: list[TimelineEntry]
     enrollments: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +49,7 @@ class ContactView:
                 for e in self.timeline
             ],
             "enrollments": self.enrollments,
+            "messages": self.messages,
         }
 
 
@@ -60,6 +69,7 @@ def find_contact(connection: Connection, email: str) -> ContactView | None:
         owner=_one(connection, owners, contact["owner_id"]),
         timeline=_stage_timeline(connection, contact["id"]),
         enrollments=_enrollments(connection, contact["id"]),
+        messages=_messages(connection, contact["id"]),
     )
 
 
@@ -101,6 +111,28 @@ def _enrollments(connection: Connection, contact_id: int) -> list[dict[str, Any]
         )
         .where(enrollments.c.contact_id == contact_id)
         .order_by(enrollments.c.enrolled_at, enrollments.c.id)
+    )
+    return [_plain(r) for r in connection.execute(query).mappings()]
+
+
+def _messages(connection: Connection, contact_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest messages to the contact, newest first."""
+    query = (
+        select(
+            messages.c.public_id,
+            messages.c.sequence,
+            messages.c.step_id,
+            messages.c.variant,
+            messages.c.subject,
+            messages.c.status,
+            messages.c.transport,
+            messages.c.sent_at,
+            messages.c.last_error,
+            messages.c.created_at,
+        )
+        .where(messages.c.contact_id == contact_id)
+        .order_by(messages.c.created_at.desc(), messages.c.id.desc())
+        .limit(limit)
     )
     return [_plain(r) for r in connection.execute(query).mappings()]
 
