@@ -18,6 +18,7 @@ from engine.segments.compiler import SegmentCompiler
 from engine.sequences import enroll, named_contacts
 from engine.sequences.program import compile_program
 from engine.sequences.runner import RunOutcome, StepRunner
+from engine.sequences.windows import is_holiday
 from engine.storage import upgrade
 from engine.storage.schema import (
     contacts,
@@ -281,6 +282,6 @@ def test_pause_resume_and_stop_by_hand(
 def _a_monday_morning_after_now() -> dt.datetime:
     """10:00 in Copenhagen on a Monday after today (resuming makes an enrollment due now)."""
     day = dt.datetime.now(CPH).date() + dt.timedelta(days=1)
-    while day.weekday() != 0:
+    while day.weekday() != 0 or is_holiday(day, "DK"):
         day += dt.timedelta(days=1)
     return dt.datetime.combine(day, dt.time(10), CPH).astimezone(dt.UTC)
