@@ -16,6 +16,7 @@ from engine.delivery.memory import MemoryTransport
 from engine.delivery.transport import AmbiguousError, PermanentError, RetryableError
 from engine.segments.compiler import SegmentCompiler
 from engine.sequences import enroll, named_contacts
+from engine.sequences.limits import SendLimits
 from engine.sequences.program import compile_program
 from engine.sequences.runner import RunOutcome, StepRunner
 from engine.sequences.windows import is_holiday
@@ -285,3 +286,76 @@ def _a_monday_morning_after_now() -> dt.datetime:
     while day.weekday() != 0 or is_holiday(day, "DK"):
         day += dt.timedelta(days=1)
     return dt.datetime.combine(day, dt.time(10), CPH).astimezone(dt.UTC)
+
+
+def test_a_contact_gets_at_most_one_email_in_48_hours_across_sequences(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    contact = danish_contact(runtime)
+    first = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+    second = enroll_one(runtime, "customer-nurture", contact["id"], MONDAY_MORNING)
+
+    runner.run(runtime.database, first, MONDAY_MORNING)
+    outcome = runner.run(runtime.database, second, MONDAY_MORNING + dt.timedelta(hours=1))
+
+    assert outcome is RunOutcome.WAITING and len(transport.sent) == 1
+    wake = enrollment(runtime, second)["next_run_at"]
+    assert wake >= MONDAY_MORNING + dt.timedelta(hours=48)
+    assert wake.astimezone(CPH).date() == dt.date(2026, 12, 9)  # Wednesday, in its window
+
+
+def test_an_owner_daily_cap_moves_the_rest_to_the_next_day(
+    runtime: Runtime, transport: MemoryTransport
+) -> None:
+    capped = StepRunner(
+        {s.name: compile_program(s) for s in runtime.sequences}, runtime.message_builder(),
+        transport, lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
+        runtime.settings.default_timezone, SendLimits(contact_gap=None, owner_daily_cap=2),
+    )  # fmt: skip
+    with runtime.database.connect() as connection:
+        owner_id = connection.execute(select(contacts.c.owner_id).where(
+            contacts.c.timezone == "Europe/Copenhagen").limit(1)).scalar_one()  # fmt: skip
+        same_owner = connection.execute(select(contacts.c.id).where(
+            contacts.c.owner_id == owner_id, contacts.c.timezone == "Europe/Copenhagen")
+            .order_by(contacts.c.id).limit(3)).scalars().all()  # fmt: skip
+    ids = [enroll_one(runtime, "customer-nurture", c, MONDAY_MORNING) for c in same_owner]
+
+    outcomes = [capped.run(runtime.database, i, MONDAY_MORNING) for i in ids]
+
+    assert len(transport.sent) == 2
+    assert outcomes[2] is RunOutcome.WAITING
+    assert enrollment(runtime, ids[2])["next_run_at"].astimezone(CPH).date() == dt.date(2026, 12, 8)
+
+
+def test_a_throttled_domain_waits_and_then_sends(
+    runtime: Runtime, transport: MemoryTransport
+) -> None:
+    class OnceBusy:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def admit(self, recipient_domain: str) -> dt.timedelta | None:
+            self.asked.append(recipient_domain)
+            return dt.timedelta(seconds=90) if len(self.asked) == 1 else None
+
+    throttle = OnceBusy()
+    throttled = StepRunner(
+        {s.name: compile_program(s) for s in runtime.sequences}, runtime.message_builder(),
+        transport, lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
+        runtime.settings.default_timezone, throttle=throttle,
+    )  # fmt: skip
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+
+    first = throttled.run(runtime.database, enrollment_id, MONDAY_MORNING)
+    wake = enrollment(runtime, enrollment_id)["next_run_at"]
+    throttled.run(runtime.database, enrollment_id, wake)
+
+    assert first is RunOutcome.WAITING
+    assert (
+        MONDAY_MORNING + dt.timedelta(seconds=90)
+        <= wake
+        <= MONDAY_MORNING + dt.timedelta(minutes=10)
+    )
+    assert throttle.asked == [contact["email"].rpartition("@")[2]] * 2
+    assert len(transport.sent) == 1

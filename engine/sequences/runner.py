@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.delivery.message import Address, OutboundMessage, new_message_id
 from engine.delivery.transport import AmbiguousError, PermanentError, RetryableError, Transport
 from engine.segments.compiler import SegmentCompiler
+from engine.sequences.limits import NoThrottle, SendLimits, Throttle, earliest_allowed
 from engine.sequences.model import (
     STAGE_CHANGED,
     ExitStep,
@@ -107,12 +108,18 @@ class StepRunner:
         transport: Transport,
         compiler: Callable[[dt.datetime], SegmentCompiler],
         default_timezone: str,
+        limits: SendLimits | None = None,
+        throttle: Throttle | None = None,
+        retry_backoff: tuple[dt.timedelta, ...] = RETRY_BACKOFF,
     ) -> None:
         self.programs = programs
         self.builder = builder
         self.transport = transport
         self.compiler = compiler
         self.default_timezone = default_timezone
+        self.limits = limits or SendLimits()
+        self.throttle = throttle or NoThrottle()
+        self.retry_backoff = retry_backoff
 
     def run(self, database: Engine, enrollment_id: int, now: dt.datetime) -> RunOutcome:
         """Move one enrollment on as far as it can go at ``now``."""
@@ -189,10 +196,8 @@ class StepRunner:
                 return None, index + 1
             if _suppressed(connection, str(enrolled.contact["email"])):
                 return _end(connection, enrolled, EnrollmentStatus.EXITED, "suppressed", now), index
-            tz, country = self._zone(enrolled, sequence)
-            if next_open(sequence.window, now, tz, country) > now:
-                key = f"{enrolled.id}:{step.id}"
-                wake = schedule(sequence.window, now, tz, country, key)
+            wake = self._deferred(connection, enrolled, sequence, step, now)
+            if wake is not None:
                 _move(connection, enrolled, index, step.id, wake, now)
                 return RunOutcome.WAITING, index
             existing = _message_for(connection, enrolled.id, step.id)
@@ -234,7 +239,8 @@ class StepRunner:
             with database.begin() as connection:
                 attempts = _message_failed(connection, row_id, MessageStatus.RETRY, str(exc), now)
                 delay = dt.timedelta(seconds=exc.retry_after) if exc.retry_after else None
-                wake = now + (delay or RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1])
+                backoff = self.retry_backoff[min(attempts, len(self.retry_backoff)) - 1]
+                wake = now + (delay or backoff)
                 _move(connection, enrolled, index, step.id, wake, now)
             return RunOutcome.WAITING, index
         except AmbiguousError as exc:
@@ -264,6 +270,28 @@ class StepRunner:
         return None, index + 1
 
     # helpers that need the runner's settings ---------------------------------------------
+
+    def _deferred(
+        self, connection: Connection, enrolled: Enrolled, sequence: Sequence, step: SendStep,
+        now: dt.datetime,
+    ) -> dt.datetime | None:  # fmt: skip
+        """When a send must wait for its window, the caps or a throttle; ``None``: send now."""
+        tz, country = self._zone(enrolled, sequence)
+        key = f"{enrolled.id}:{step.id}"
+        sender = sequence.sender.email if sequence.sender else self._sender_email(enrolled)
+        allowed = earliest_allowed(
+            connection, self.limits, int(enrolled.contact["id"]), sender, now
+        )
+        if allowed is not None:
+            return schedule(sequence.window, allowed, tz, country, key)
+        if next_open(sequence.window, now, tz, country) > now:
+            return schedule(sequence.window, now, tz, country, key)
+        delay = self.throttle.admit(str(enrolled.contact["email"]).rpartition("@")[2])
+        return None if delay is None else schedule(sequence.window, now + delay, tz, country, key)
+
+    def _sender_email(self, enrolled: Enrolled) -> str:
+        owner = enrolled.owner or {}
+        return str(owner.get("email") or self.builder.fallback_sender.email)
 
     def _zone(self, enrolled: Enrolled, sequence: Sequence) -> tuple[Any, str | None]:
         country = enrolled.account.get("country") if enrolled.account else None

@@ -164,6 +164,7 @@ messages = Table(
     Index(None, "sequence", "step_id"),
     Index(None, "status", "updated_at"),
     Index(None, "public_id", unique=True),
+    Index(None, "from_email", "sent_at"),  # the daily cap per owner
 )
 
 events = Table(

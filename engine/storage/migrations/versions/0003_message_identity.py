@@ -1,4 +1,4 @@
-"""Messages: the public id their tokens carry, and the links that were in them.
+"""Messages: the public id their tokens carry, the links in them, a sender-day index.
 
 Revision ID: 0003
 Revises: 0002
@@ -23,10 +23,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("public_id", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("links", json_type(), nullable=True))
         batch_op.create_index(batch_op.f("ix_messages_public_id"), ["public_id"], unique=True)
+        batch_op.create_index(
+            batch_op.f("ix_messages_from_email_sent_at"), ["from_email", "sent_at"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_messages_from_email_sent_at"))
         batch_op.drop_index(batch_op.f("ix_messages_public_id"))
         batch_op.drop_column("links")
         batch_op.drop_column("public_id")
