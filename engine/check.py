@@ -65,7 +65,8 @@ def check_workspace(workspace: Workspace) -> CheckResult:
     problems += sequence_problems
     checked = [SETTINGS_FILE, STAGES_FILE, CRM_FILE, OWNERS_FILE]
     for folder in (SEGMENTS_DIR, TEMPLATES_DIR, SEQUENCES_DIR):
-        files = (p for p in (workspace.root / folder).rglob("*.*") if p.is_file())
+        files = (p for p in (workspace.root / folder).rglob("*.*")
+                 if p.is_file() and not p.name.startswith("."))  # fmt: skip
         checked += sorted(workspace.shown(path) for path in files)
     return CheckResult(checked, sorted(set(problems)))
 

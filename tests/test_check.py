@@ -351,10 +351,11 @@ def test_check_json_reports_every_problem_for_machines(workspace: Path) -> None:
         "config/crm.yaml",
         "config/owners.yaml",
         *(f"segments/{path.name}" for path in (workspace / "segments").glob("*.yaml")),
+        *(f"config/sequences/{p.name}" for p in (workspace / "config/sequences").glob("*.yaml")),
         *(
             path.relative_to(workspace).as_posix()
             for path in (workspace / "templates").rglob("*.*")
-            if path.is_file()
+            if path.is_file() and not path.name.startswith(".")
         ),
     }
     assert {(p["path"], p["line"]) for p in report["problems"]} == {
@@ -373,4 +374,5 @@ def test_check_json_on_a_clean_workspace(workspace: Path) -> None:
     assert report["problems"] == []
     segments = list((workspace / "segments").glob("*.yaml"))
     templates = [p for p in (workspace / "templates").rglob("*.*") if p.is_file()]
-    assert len(report["checked"]) == 4 + len(segments) + len(templates)
+    sequences = list((workspace / "config" / "sequences").glob("*.yaml"))
+    assert len(report["checked"]) == 4 + len(segments) + len(templates) + len(sequences)

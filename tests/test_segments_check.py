@@ -98,7 +98,7 @@ MISTAKES = [
         "unknown-sequence",
         _segment("unknown-sequence", "  all:\n    - stage: research\n    - in_sequence: nope\n"),
         "in_sequence: nope",
-        ("unknown sequence 'nope'", "no sequences are defined yet (config/sequences/ is empty)"),
+        ("unknown sequence 'nope'", "valid: connecting-outreach, customer-nurture"),
     ),
     Mistake(
         "unknown-segment-reference",
@@ -168,7 +168,8 @@ def test_the_starter_workspace_check_counts_the_segment_files(workspace: Path) -
 
     assert result.exit_code == 0, explain(result)
     templates = [p for p in (workspace / "templates").rglob("*.*") if p.is_file()]
-    checked = 4 + len(STARTER_SEGMENTS) + len(templates)  # settings, stages, crm, owners
+    sequences = list((workspace / "config" / "sequences").glob("*.yaml"))
+    checked = 4 + len(STARTER_SEGMENTS) + len(templates) + len(sequences)  # + settings...
     assert f"ok: {checked} files checked, no problems" in result.output
 
 
@@ -207,10 +208,9 @@ def test_each_mistake_is_reported_with_file_line_and_valid_choices(
 def test_an_unknown_sequence_is_offered_the_sequences_that_exist(workspace: Path) -> None:
     # Given one sequence, and a segment that misspells it
     sequences = workspace / "config" / "sequences"
-    sequences.mkdir(parents=True, exist_ok=True)
-    (sequences / "connecting-outreach.yaml").write_text(
-        "name: connecting-outreach\n", encoding="utf-8"
-    )
+    for starter in sequences.glob("*.yaml"):
+        if starter.name != "connecting-outreach.yaml":
+            starter.unlink()
     path = _write(
         workspace,
         "in-outreach",
@@ -373,3 +373,14 @@ def test_a_mistake_elsewhere_in_crm_yaml_keeps_the_custom_fields_known(workspace
     assert [(p["path"], p["line"]) for p in report["problems"]] == [
         ("config/crm.yaml", line_number(crm, 'titel: ["Job Title"'))
     ]
+
+
+def test_an_unknown_sequence_when_there_are_none_says_so(workspace: Path) -> None:
+    for sequence in (workspace / "config" / "sequences").glob("*.yaml"):
+        sequence.unlink()
+    _write(workspace, "orphan", _segment("orphan", "  in_sequence: nope\n"))
+
+    result = invoke("check", "--workspace", workspace)
+
+    assert result.exit_code == 1, explain(result)
+    assert "no sequences are defined yet (config/sequences/ is empty)" in result.output

@@ -1,15 +1,23 @@
-"""SendGrid v3 Mail Send: the request body of a message, and SendGrid's documented limits.
+"""SendGrid v3 Mail Send: the request body of a message, SendGrid's documented limits, and
+the transport that posts it.
 
 The body is built with the ``sendgrid`` package's mail helpers; names and addresses
 are set on the helper objects directly, since their constructors parse every address
-again with ``email.utils`` (a third of the cost of a message).
+again with ``email.utils`` (a third of the cost of a message). The transport posts it
+with a pooled ``httpx2`` client rather than the package's own, which opens a connection
+per request and has no timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+import httpx2
 import orjson
 from sendgrid.helpers.mail import (
     Content,
@@ -25,6 +33,8 @@ from sendgrid.helpers.mail import (
 )
 
 from engine.delivery.message import Address, OutboundMessage
+from engine.delivery.transport import AmbiguousError, HandOff, PermanentError, RetryableError
+from engine.errors import ConfigurationError
 
 _E = TypeVar("_E", From, To, ReplyTo)
 
@@ -126,3 +136,145 @@ def _custom_args_problems(custom_args: dict[str, Any], index: int) -> list[str]:
     if size > MAX_CUSTOM_ARGS_BYTES:
         problems.append(f"personalization {index}: custom_args are {size} bytes; at most 10000")
     return problems
+
+
+# --- the transport ------------------------------------------------------------------------
+
+_MAIL_SEND_PATH = "/v3/mail/send"
+# SendGrid's error fields that name the recipient's address (personalizations.0.to.0.email).
+_RECIPIENT_FIELD = re.compile(r"^personalizations(\.|\[)?\d*\]?\.(to|cc|bcc)\b.*\bemail$")
+_INVALID_EMAIL = re.compile(r"(invalid|not (contain )?a valid)\b.*\b(e-?mail|address)", re.I)
+_MAX_BODY_IN_ERROR = 2000  # characters of a refusal's body kept in the error message
+_AMBIGUOUS = (httpx2.ReadTimeout, httpx2.WriteTimeout, httpx2.ReadError, httpx2.WriteError)
+
+
+class SendGridTransport:
+    """Posts each message to SendGrid's v3 Mail Send over one pooled, keep-alive client.
+
+    The API key travels only in the Authorization header: it is never logged nor put
+    in an error message. Thread-safe (the HTTP client is).
+    """
+
+    name = "sendgrid"
+
+    def __init__(
+        self,
+        api_key: str,
+        host: str = "https://api.sendgrid.com",
+        timeout: float = 10.0,
+        sandbox: bool = False,
+        categories: tuple[str, ...] = (),
+    ) -> None:
+        if not api_key.strip():
+            raise ConfigurationError("SENDGRID_API_KEY is empty; set it to a SendGrid API key")
+        self._api_key = api_key
+        self._url = f"{host.rstrip('/')}{_MAIL_SEND_PATH}"
+        self._sandbox = sandbox
+        self._categories = list(categories)
+        self._client = httpx2.Client(
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            timeout=httpx2.Timeout(connect=timeout, read=timeout, write=timeout, pool=timeout),
+            # expire idle connections before a server's usual 5 s keep-alive does, so a
+            # request is not written into a connection the server is closing
+            limits=httpx2.Limits(
+                max_connections=20, max_keepalive_connections=20, keepalive_expiry=4.0
+            ),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def send(self, message: OutboundMessage) -> HandOff:
+        body = self._body(message)
+        try:
+            response = self._client.post(self._url, content=body)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+            raise RetryableError(f"cannot reach SendGrid at {self._url}: {_describe(exc)}") from exc
+        except (*_AMBIGUOUS, httpx2.RemoteProtocolError) as exc:
+            raise AmbiguousError(
+                f"SendGrid at {self._url} did not answer after the request was sent "
+                f"({_describe(exc)}); it may have taken the message"
+            ) from exc
+        except httpx2.TransportError as exc:
+            raise RetryableError(f"cannot reach SendGrid at {self._url}: {_describe(exc)}") from exc
+        return self._outcome(response)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _body(self, message: OutboundMessage) -> bytes:
+        body = to_mail_send(message)
+        if self._categories:
+            body["categories"] = self._categories
+        if self._sandbox:
+            body.setdefault("mail_settings", {})["sandbox_mode"] = {"enable": True}
+        return orjson.dumps(body)
+
+    def _outcome(self, response: httpx2.Response) -> HandOff:
+        status = response.status_code
+        if 200 <= status < 300:  # 202; 200 in sandbox mode
+            return HandOff(self.name, provider_message_id=response.headers.get("X-Message-Id"))
+        said = f"SendGrid refused the message: {status} {self._shown(response)}"
+        if status == 429:
+            raise RetryableError(said, retry_after=retry_after(response.headers, time.time()))
+        if status >= 500:
+            raise RetryableError(said)
+        if status in (401, 403):
+            raise PermanentError(
+                f"SendGrid refused the API key ({status} {self._shown(response)}); "
+                "check SENDGRID_API_KEY"
+            )
+        errors = _api_errors(response)
+        raise PermanentError(
+            f"SendGrid refused the message: {status} {_summary(errors) or self._shown(response)}",
+            invalid_address=any(_names_recipient(error) for error in errors),
+        )
+
+    def _shown(self, response: httpx2.Response) -> str:
+        """The response body as text, shortened, with the API key blanked should it echo it."""
+        text = response.text[:_MAX_BODY_IN_ERROR] or "(no body)"
+        return text.replace(self._api_key, "[SENDGRID_API_KEY]")
+
+
+def retry_after(headers: httpx2.Headers, now: float) -> float | None:
+    """Seconds to wait after a 429: Retry-After (seconds or a date), else X-RateLimit-Reset."""
+    if (value := headers.get("Retry-After")) is not None:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(value))
+        with contextlib.suppress(TypeError, ValueError):
+            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    if (reset := headers.get("X-RateLimit-Reset")) is not None:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(reset) - now)
+    return None
+
+
+def _api_errors(response: httpx2.Response) -> list[dict[str, Any]]:
+    """SendGrid's ``{"errors": [{"message", "field", "help"}]}``, or none when it is not that."""
+    try:
+        errors = orjson.loads(response.content).get("errors")
+    except (orjson.JSONDecodeError, AttributeError):
+        return []
+    if not isinstance(errors, list):
+        return []
+    return [error for error in errors if isinstance(error, dict)]
+
+
+def _summary(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{error.get('message')} (field {error['field']})"
+        if error.get("field")
+        else str(error.get("message"))
+        for error in errors
+    )
+
+
+def _names_recipient(error: dict[str, Any]) -> bool:
+    field = str(error.get("field") or "")
+    if field and not field.startswith("personalizations"):
+        return False  # e.g. from.email: our own address, not the contact's
+    message = str(error.get("message") or "")
+    return bool(_RECIPIENT_FIELD.match(field)) or bool(_INVALID_EMAIL.search(message))
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

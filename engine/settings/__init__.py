@@ -8,6 +8,7 @@ from engine.settings.model import (
     SendingSettings,
     SequenceSettings,
     Settings,
+    SmtpSettings,
 )
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "SendingSettings",
     "SequenceSettings",
     "Settings",
+    "SmtpSettings",
     "load_settings",
     "read_settings",
 ]

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z]{2})?$")
@@ -15,6 +24,7 @@ DOMAIN_PATTERN = r"^([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$"
 SECRET_SETTINGS = {
     "secret_key": "SALESCYCLE_SECRET_KEY",
     "sendgrid_api_key": "SENDGRID_API_KEY",
+    "smtp_password": "SALESCYCLE_SMTP_PASSWORD",
 }
 
 
@@ -37,6 +47,42 @@ class SenderSettings(BaseModel):
     email: str
 
 
+class SmtpSettings(BaseModel):
+    """The SMTP server of ``transport: smtp``; its password is SALESCYCLE_SMTP_PASSWORD."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=25, ge=1, le=65535)
+    # AUTH when set (the password from SALESCYCLE_SMTP_PASSWORD)
+    username: str | None = None
+    # STARTTLS on a plain connection (port 587), or TLS from the start (port 465)
+    starttls: bool = False
+    ssl: bool = False
+    # DKIM-sign every message: all three or none; the key file is a PEM RSA private key,
+    # relative to the workspace
+    dkim_selector: str | None = None
+    dkim_domain: str | None = Field(default=None, pattern=DOMAIN_PATTERN)
+    dkim_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SmtpSettings:
+        if self.starttls and self.ssl:
+            raise ValueError("starttls and ssl exclude each other; set one of them")
+        dkim = {
+            "dkim_selector": self.dkim_selector,
+            "dkim_domain": self.dkim_domain,
+            "dkim_key_file": self.dkim_key_file,
+        }
+        missing = [name for name, value in dkim.items() if not value]
+        if 0 < len(missing) < len(dkim):
+            raise ValueError(
+                f"DKIM needs dkim_selector, dkim_domain and dkim_key_file; "
+                f"missing: {', '.join(missing)}"
+            )
+        return self
+
+
 class SendingSettings(BaseModel):
     """Where messages come from and where their replies, clicks and unsubscribes go."""
 
@@ -52,6 +98,17 @@ class SendingSettings(BaseModel):
     fallback_sender: SenderSettings = SenderSettings(name="Sales", email="sales@example.com")
     # The SendGrid API; point it at `salescycle dev sendgrid-sink` to send nowhere.
     sendgrid_host: str = Field(default="https://api.sendgrid.com", pattern=r"^https?://[^\s/]+")
+    # How messages leave: .eml files in outbox_dir, an SMTP server, or SendGrid's API.
+    transport: Literal["outbox", "smtp", "sendgrid"] = "outbox"
+    # The file outbox's folder, relative to the workspace.
+    outbox_dir: str = Field(default="var/outbox", min_length=1)
+    # SendGrid validates but delivers nothing (mail_settings.sandbox_mode).
+    sendgrid_sandbox: bool = False
+    # SendGrid categories on every message (at most 10, as SendGrid allows).
+    sendgrid_categories: list[str] = Field(default=[], max_length=10)
+    # Seconds to wait for a provider to connect and to answer one message.
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    smtp: SmtpSettings = SmtpSettings()
 
     @field_validator("tracking_url")
     @classmethod
@@ -98,6 +155,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SENDGRID_API_KEY", "sendgrid_api_key"),
         json_schema_extra={"env_only": True},
     )
+    smtp_password: SecretStr | None = Field(default=None, json_schema_extra={"env_only": True})
 
     @field_validator("secret_key")
     @classmethod
