@@ -185,9 +185,20 @@ def test_a_refused_hand_off_is_retried_with_the_same_message(
     assert first[0]["public_id"] == second[0]["public_id"] == transport.sent[0].message_id
 
 
-def test_an_ambiguous_hand_off_is_never_resent_blindly(
-    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
-) -> None:
+class _CannotTell(MemoryTransport):
+    """A transport with no record to ask (like SMTP)."""
+
+    def reconcile(self, message_id: str) -> bool | None:
+        return None
+
+
+def test_an_ambiguous_hand_off_is_never_resent_blindly(runtime: Runtime) -> None:
+    transport = _CannotTell()
+    runner = StepRunner(
+        {s.name: compile_program(s) for s in runtime.sequences}, runtime.message_builder(),
+        transport, lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
+        runtime.settings.default_timezone,
+    )  # fmt: skip
     contact = danish_contact(runtime)
     enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
     transport.fail_next(AmbiguousError("read timeout after the request was sent"))
@@ -201,6 +212,46 @@ def test_an_ambiguous_hand_off_is_never_resent_blindly(
     assert len(transport.sent) == 1  # the provider got it once; it was not sent again
     assert [r["status"] for r in sent_rows(runtime, enrollment_id)] == ["ambiguous"]
     assert "may have been sent" in enrollment(runtime, enrollment_id)["error"]
+
+
+def test_an_ambiguous_hand_off_the_transport_can_confirm_is_recorded_as_sent(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+    transport.fail_next(AmbiguousError("read timeout after the request was sent"))
+    runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+    with runtime.database.begin() as connection:
+        connection.execute(update(enrollments).values(status="active", next_run_at=MONDAY_MORNING))
+
+    again = runner.run(runtime.database, enrollment_id, MONDAY_MORNING + dt.timedelta(minutes=1))
+
+    assert again is RunOutcome.WAITING  # reconciled: sent once, on to the wait
+    assert len(transport.sent) == 1
+    assert [r["status"] for r in sent_rows(runtime, enrollment_id)] == ["sent"]
+
+
+def test_a_crash_before_the_hand_off_sends_the_message_after_reconciling(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    # Given a message row left "handing_off" by a worker killed before the hand-off
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+    with runtime.database.begin() as connection:
+        connection.execute(insert(messages).values(
+            idempotency_key=f"{enrollment_id}:recap", public_id="crashed0000001",
+            enrollment_id=enrollment_id, contact_id=contact["id"], sequence="x", step_id="recap",
+            template="qualification/recap", to_email=contact["email"], from_email="o@x",
+            subject="s", rfc_message_id="<crashed0000001@x>", status="handing_off",
+            attempts=1, created_at=MONDAY_MORNING, updated_at=MONDAY_MORNING))  # fmt: skip
+
+    runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+
+    # Then the provider never had it, so it is sent now, once, with the same id
+    assert [m.message_id for m in transport.sent] == ["crashed0000001"]
+    assert [(r["status"], r["attempts"]) for r in sent_rows(runtime, enrollment_id)] == [
+        ("sent", 2)
+    ]
 
 
 def test_a_rejected_address_is_suppressed_and_the_enrollment_ends(

@@ -42,5 +42,10 @@ class MemoryTransport:
             raise error
         return HandOff(self.name, f"memory-{len(self.sent)}")
 
+    def reconcile(self, message_id: str) -> bool | None:
+        """Whether a message with this id was kept."""
+        with self._lock:
+            return any(m.message_id == message_id for m in self.sent)
+
     def close(self) -> None:
         """Nothing to release."""

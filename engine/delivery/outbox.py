@@ -39,6 +39,12 @@ class OutboxTransport:
             raise RetryableError(f"cannot write {target} to the outbox: {exc}") from exc
         return HandOff(self.name, provider_message_id=message.message_id)
 
+    def reconcile(self, message_id: str) -> bool | None:
+        """The file is written atomically: it is there exactly when the hand-off happened."""
+        if not _SAFE_NAME.fullmatch(message_id):
+            return None
+        return (self.folder / f"{message_id}.eml").is_file()
+
     def close(self) -> None:
         """Nothing to release: each message opens and closes its own file."""
 

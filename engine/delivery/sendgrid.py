@@ -198,6 +198,10 @@ class SendGridTransport:
             raise RetryableError(f"cannot reach SendGrid at {self._url}: {_describe(exc)}") from exc
         return self._outcome(response)
 
+    def reconcile(self, message_id: str) -> bool | None:
+        """Mail Send has no lookup by our id; SendGrid's events (custom_args) settle it."""
+        return None
+
     def close(self) -> None:
         self._client.close()
 

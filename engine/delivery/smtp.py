@@ -134,6 +134,10 @@ class SmtpTransport:
             except _Dropped as exc:
                 raise RetryableError(f"{self._where} closed the connection: {exc}") from exc
 
+    def reconcile(self, message_id: str) -> bool | None:
+        """An SMTP server keeps no record we could ask for; a person checks the mailbox."""
+        return None
+
     def close(self) -> None:
         with self._lock:
             if self._connection is not None:

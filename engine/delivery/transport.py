@@ -61,6 +61,14 @@ class Transport(Protocol):
         """Hand one message off; raises a :class:`HandOffError` subclass when it was not."""
         ...
 
+    def reconcile(self, message_id: str) -> bool | None:
+        """After an unfinished hand-off: did the provider take ``message_id``?
+
+        ``True``: it did (record it as sent); ``False``: it certainly did not (send it);
+        ``None``: this transport cannot tell (a person checks).
+        """
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

@@ -200,7 +200,9 @@ class StepRunner:
             if wake is not None:
                 _move(connection, enrolled, index, step.id, wake, now)
                 return RunOutcome.WAITING, index
-            existing = _message_for(connection, enrolled.id, step.id)
+            existing = self._settled(
+                connection, _message_for(connection, enrolled.id, step.id), now
+            )
             if existing is not None and existing["status"] == MessageStatus.SENT:
                 _move(connection, enrolled, index + 1, step.id, now, now)
                 return None, index + 1
@@ -270,6 +272,28 @@ class StepRunner:
         return None, index + 1
 
     # helpers that need the runner's settings ---------------------------------------------
+
+    def _settled(
+        self, connection: Connection, existing: dict[str, Any] | None, now: dt.datetime
+    ) -> dict[str, Any] | None:
+        """An unfinished hand-off (a crash, a timeout) reconciled with the transport.
+
+        Taken: it is recorded as sent. Certainly not taken: it is sent again, same ids.
+        Unknown (SMTP; SendGrid until its events arrive): it stays, and the enrollment
+        is paused for a person.
+        """
+        unfinished = (MessageStatus.HANDING_OFF, MessageStatus.AMBIGUOUS)
+        if existing is None or existing["status"] not in unfinished:
+            return existing
+        taken = self.transport.reconcile(str(existing["public_id"]))
+        if taken is None:
+            return existing
+        status = MessageStatus.SENT if taken else MessageStatus.RETRY
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if taken:
+            values.update(sent_at=now, transport=self.transport.name)
+        connection.execute(update(messages).where(messages.c.id == existing["id"]).values(**values))
+        return {**existing, **values}
 
     def _deferred(
         self, connection: Connection, enrolled: Enrolled, sequence: Sequence, step: SendStep,
@@ -471,7 +495,7 @@ def _suppress(
 
 def _message_for(
     connection: Connection, enrollment_id: int, step_id: str
-) -> Mapping[str, Any] | None:
+) -> dict[str, Any] | None:
     query = select(messages).where(messages.c.idempotency_key == f"{enrollment_id}:{step_id}")
     row = connection.execute(query).mappings().first()
     return None if row is None else dict(row)
