@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy import Engine
 
 from engine.contacts import CRM_FILE, CrmMapping, load_mapping
 from engine.contacts.owners import OwnerProfile, read_owner_profiles
+from engine.durations import parse_duration
 from engine.errors import WorkspaceError
 from engine.segments import FieldSpec, SegmentSet, field_specs, read_segments
 from engine.segments.parsing import SegmentParser
@@ -24,6 +26,7 @@ from engine.sequences import (
     read_sequences,
     sequence_names,
 )
+from engine.sequences.limits import SendLimits
 from engine.settings import Settings, load_settings
 from engine.stages import Pipeline, load_pipeline
 from engine.storage import create_database_engine, ensure_current, resolve_database_url
@@ -127,6 +130,20 @@ class Runtime:
         """The limits across sequences (concurrent outreach per contact)."""
         outreach = frozenset(s.name for s in self.sequences if s.kind is SequenceKind.OUTREACH)
         return EnrollmentRules(self.settings.sequences.max_concurrent_outreach, outreach)
+
+    def send_limits(self) -> SendLimits:
+        """The per-contact gap and per-owner daily cap of ``sequences`` in the settings."""
+        sequences = self.settings.sequences
+        gap = parse_duration(sequences.contact_gap)
+        return SendLimits(gap or None, sequences.owner_daily_cap or None)
+
+    def handoff_grace(self) -> timedelta:
+        """How long an unfinished hand-off may still be under way (three transport timeouts)."""
+        return timedelta(seconds=3 * self.settings.sending.timeout_seconds)
+
+    def retry_backoff(self) -> tuple[timedelta, ...]:
+        """The waits before handing a refused message off again."""
+        return tuple(timedelta(seconds=s) for s in self.settings.sending.retry_backoff_seconds)
 
     @cached_property
     def database_url(self) -> str:

@@ -37,12 +37,12 @@ def outbox(workspace: Path) -> list[Path]:
 
 def test_run_until_idle_sends_each_due_email_once_inside_its_window(workspace: Path) -> None:
     prepared(workspace)
-    with time_machine.travel(SUNDAY, tick=False):
+    with time_machine.travel(SUNDAY, tick=True):
         sunday = invoke("run", "--until-idle", "--workspace", workspace)
     assert sunday.exit_code == 0, explain(sunday)
     assert outbox(workspace) == []  # enrolled on Sunday evening; nothing leaves before Monday
 
-    with time_machine.travel(MONDAY, tick=False):
+    with time_machine.travel(MONDAY, tick=True):
         monday = invoke("run", "--until-idle", "--workspace", workspace)
         again = invoke("run", "--until-idle", "--workspace", workspace)
     assert monday.exit_code == 0 and again.exit_code == 0, explain(monday)
@@ -65,7 +65,7 @@ def test_run_until_idle_sends_each_due_email_once_inside_its_window(workspace: P
         assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert sent["X-SMTPAPI"] is not None and "connecting-outreach" in str(sent["X-SMTPAPI"])
 
-    with time_machine.travel(THURSDAY, tick=False):
+    with time_machine.travel(THURSDAY, tick=True):
         thursday = invoke("run", "--until-idle", "--workspace", workspace)
     assert thursday.exit_code == 0, explain(thursday)
     bumps = [f for f in outbox(workspace) if f not in files]

@@ -245,9 +245,12 @@ def test_a_crash_before_the_hand_off_sends_the_message_after_reconciling(
             subject="s", rfc_message_id="<crashed0000001@x>", status="handing_off",
             attempts=1, created_at=MONDAY_MORNING, updated_at=MONDAY_MORNING))  # fmt: skip
 
-    runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+    in_flight = runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+    runner.run(runtime.database, enrollment_id, MONDAY_MORNING + dt.timedelta(minutes=5))
 
-    # Then the provider never had it, so it is sent now, once, with the same id
+    # Then it is left alone while it might still be under way, and later, since the
+    # provider never had it, it is sent, once, with the same id
+    assert in_flight is RunOutcome.NOT_DUE
     assert [m.message_id for m in transport.sent] == ["crashed0000001"]
     assert [(r["status"], r["attempts"]) for r in sent_rows(runtime, enrollment_id)] == [
         ("sent", 2)

@@ -14,6 +14,8 @@ from engine.segments.compiler import SegmentCompiler
 from engine.sequences.program import compile_program
 from engine.sequences.runner import StepRunner
 from engine.wiring import Runtime
+from workers.broker import BROKER_URL_ENV
+from workers.throttle import RateLimitThrottle, rate_limiter_backend
 
 WORKSPACE_ENV = "SALESCYCLE_WORKSPACE"
 
@@ -34,12 +36,19 @@ _context: WorkerContext | None = None
 def open_context(runtime: Runtime) -> WorkerContext:
     """A runner over the runtime's sequences, templates and configured transport."""
     programs = {sequence.name: compile_program(sequence) for sequence in runtime.sequences}
+    sending = runtime.settings.sending
+    backend = rate_limiter_backend(os.environ.get(BROKER_URL_ENV))
+    throttle = RateLimitThrottle(backend, sending.max_per_second, sending.max_per_domain_per_minute)
     runner = StepRunner(
         programs,
         runtime.message_builder(),
         make_transport(runtime.settings, runtime.workspace.root),
         lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
         runtime.settings.default_timezone,
+        runtime.send_limits(),
+        throttle,
+        runtime.retry_backoff(),
+        runtime.handoff_grace(),
     )
     return WorkerContext(runtime, runner, runtime.ready_database())
 

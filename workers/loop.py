@@ -37,6 +37,7 @@ class SchedulerLoop:
     claim_limit: int = 2_000
     enroll_every: dt.timedelta = dt.timedelta(minutes=1)
     tick_seconds: float = 1.0
+    idle_horizon: dt.timedelta = dt.timedelta(minutes=2)
     scheduler: Scheduler = field(init=False)
     _enrolled_at: dt.datetime | None = field(default=None, init=False)
 
@@ -63,19 +64,25 @@ class SchedulerLoop:
         return len(ids)
 
     def run(self, until_idle: bool = False, stop: Callable[[], bool] = lambda: False) -> LoopReport:
-        """Tick until stopped; with ``until_idle``, until nothing more is due now."""
+        """Tick until stopped; with ``until_idle``, until nothing is due within ``idle_horizon``
+        (a throttled or retried send a few seconds away is still waited for)."""
         report = LoopReport()
+        horizon = self.idle_horizon.total_seconds()
         try:
             while not stop():
                 claimed = self.tick(report)
-                if until_idle and claimed == 0 and not self._due_now():
+                if claimed >= self.claim_limit:
+                    continue  # more is due right now
+                wait = self._seconds_until_next_due()
+                if until_idle and claimed == 0 and (wait is None or wait > horizon):
                     break
-                if claimed < self.claim_limit:
-                    time.sleep(0 if until_idle else self.tick_seconds)
+                time.sleep(
+                    max(0.01, min(self.tick_seconds, self.tick_seconds if wait is None else wait))
+                )
         finally:
             self.scheduler.resign()
         return report
 
-    def _due_now(self) -> bool:
+    def _seconds_until_next_due(self) -> float | None:
         due = self.scheduler.next_due()
-        return due is not None and due <= self.clock()
+        return None if due is None else max((due - self.clock()).total_seconds(), 0.0)

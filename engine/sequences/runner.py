@@ -111,6 +111,7 @@ class StepRunner:
         limits: SendLimits | None = None,
         throttle: Throttle | None = None,
         retry_backoff: tuple[dt.timedelta, ...] = RETRY_BACKOFF,
+        handoff_grace: dt.timedelta = dt.timedelta(seconds=30),
     ) -> None:
         self.programs = programs
         self.builder = builder
@@ -120,6 +121,8 @@ class StepRunner:
         self.limits = limits or SendLimits()
         self.throttle = throttle or NoThrottle()
         self.retry_backoff = retry_backoff
+        # A hand-off younger than this may still be under way in another run: leave it.
+        self.handoff_grace = handoff_grace
 
     def run(self, database: Engine, enrollment_id: int, now: dt.datetime) -> RunOutcome:
         """Move one enrollment on as far as it can go at ``now``."""
@@ -200,9 +203,10 @@ class StepRunner:
             if wake is not None:
                 _move(connection, enrolled, index, step.id, wake, now)
                 return RunOutcome.WAITING, index
-            existing = self._settled(
-                connection, _message_for(connection, enrolled.id, step.id), now
-            )
+            existing = _message_for(connection, enrolled.id, step.id)
+            if _in_flight(existing, now - self.handoff_grace):
+                return RunOutcome.NOT_DUE, index  # another run is handing it off right now
+            existing = self._settled(connection, existing, now)
             if existing is not None and existing["status"] == MessageStatus.SENT:
                 _move(connection, enrolled, index + 1, step.id, now, now)
                 return None, index + 1
@@ -213,6 +217,8 @@ class StepRunner:
             except TemplateRenderError as exc:
                 return _pause(connection, enrolled, str(exc), now), index
             row_id = _claim_message(connection, enrolled, step, message, existing, now)
+            if row_id is None:
+                return RunOutcome.NOT_DUE, index
         return self._hand_off(database, enrolled, step, index, message, row_id, now)
 
     def _build(
@@ -311,7 +317,16 @@ class StepRunner:
         if next_open(sequence.window, now, tz, country) > now:
             return schedule(sequence.window, now, tz, country, key)
         delay = self.throttle.admit(str(enrolled.contact["email"]).rpartition("@")[2])
-        return None if delay is None else schedule(sequence.window, now + delay, tz, country, key)
+        if delay is None:
+            return None
+        # a throttled send goes as soon as the throttle allows (no jitter: it is not the
+        # window's opening), unless the window closes meanwhile
+        later = now + delay
+        return (
+            later
+            if next_open(sequence.window, later, tz, country) <= later
+            else schedule(sequence.window, later, tz, country, key)
+        )
 
     def _sender_email(self, enrolled: Enrolled) -> str:
         owner = enrolled.owner or {}
@@ -493,9 +508,7 @@ def _suppress(
         pass  # already suppressed
 
 
-def _message_for(
-    connection: Connection, enrollment_id: int, step_id: str
-) -> dict[str, Any] | None:
+def _message_for(connection: Connection, enrollment_id: int, step_id: str) -> dict[str, Any] | None:
     query = select(messages).where(messages.c.idempotency_key == f"{enrollment_id}:{step_id}")
     row = connection.execute(query).mappings().first()
     return None if row is None else dict(row)
@@ -515,8 +528,9 @@ def _thread_parent(
 def _claim_message(
     connection: Connection, enrolled: Enrolled, step: SendStep, message: OutboundMessage,
     existing: Mapping[str, Any] | None, now: dt.datetime,
-) -> int:  # fmt: skip
-    """Write (or re-arm) the message row before the hand-off; its id."""
+) -> int | None:  # fmt: skip
+    """Write (or re-arm) the message row before the hand-off: its id, or ``None`` when
+    another run of the same enrollment got there first (it hands the message off)."""
     values = {
         "status": MessageStatus.HANDING_OFF, "subject": message.subject,
         "variant": message.custom_args.get("variant"), "template": step.template,
@@ -525,15 +539,22 @@ def _claim_message(
         "links": [{"url": url, "tag": tag} for url, tag in message.tracked_links],
     }  # fmt: skip
     if existing is not None:
-        connection.execute(update(messages).where(messages.c.id == existing["id"]).values(
-            attempts=existing["attempts"] + 1, **values))  # fmt: skip
-        return int(existing["id"])
-    return int(connection.execute(insert(messages).values(
-        idempotency_key=f"{enrolled.id}:{step.id}", public_id=message.message_id,
-        enrollment_id=enrolled.id, contact_id=enrolled.contact["id"],
-        sequence=enrolled.row["sequence"], step_id=step.id, rfc_message_id=message.rfc_message_id,
-        attempts=1, created_at=now, **values,
-    ).returning(messages.c.id)).scalar_one())  # fmt: skip
+        # compare-and-set: of two runs that both found it refused, one re-arms it
+        rearmed = connection.execute(update(messages).where(
+            messages.c.id == existing["id"], messages.c.status == MessageStatus.RETRY,
+            messages.c.attempts == existing["attempts"],
+        ).values(attempts=existing["attempts"] + 1, **values)).rowcount  # fmt: skip
+        return int(existing["id"]) if rearmed == 1 else None
+    try:
+        with connection.begin_nested():
+            return int(connection.execute(insert(messages).values(
+                idempotency_key=f"{enrolled.id}:{step.id}", public_id=message.message_id,
+                enrollment_id=enrolled.id, contact_id=enrolled.contact["id"],
+                sequence=enrolled.row["sequence"], step_id=step.id,
+                rfc_message_id=message.rfc_message_id, attempts=1, created_at=now, **values,
+            ).returning(messages.c.id)).scalar_one())  # fmt: skip
+    except IntegrityError:
+        return None  # the idempotency key is taken: the other run sends it
 
 
 def _message_failed(
@@ -543,6 +564,14 @@ def _message_failed(
         status=status, last_error=error, updated_at=now))  # fmt: skip
     return int(
         connection.execute(select(messages.c.attempts).where(messages.c.id == row_id)).scalar_one()
+    )
+
+
+def _in_flight(existing: Mapping[str, Any] | None, since: dt.datetime) -> bool:
+    return (
+        existing is not None
+        and existing["status"] == MessageStatus.HANDING_OFF
+        and existing["updated_at"] > since
     )
 
 

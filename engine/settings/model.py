@@ -17,6 +17,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engine.durations import parse_duration
+
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z]{2})?$")
 DOMAIN_PATTERN = r"^([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$"
 
@@ -109,6 +111,13 @@ class SendingSettings(BaseModel):
     # Seconds to wait for a provider to connect and to answer one message.
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     smtp: SmtpSettings = SmtpSettings()
+    # Throttles (Dramatiq rate limiters, shared through Redis in production).
+    max_per_second: int = Field(default=50, ge=1, le=10_000)
+    max_per_domain_per_minute: int = Field(default=60, ge=1, le=100_000)
+    # Waits before handing a refused message (429, 5xx, no connection) off again.
+    retry_backoff_seconds: list[float] = Field(
+        default=[60, 300, 1800, 7200, 21600], min_length=1, max_length=20
+    )
 
     @field_validator("tracking_url")
     @classmethod
@@ -123,6 +132,16 @@ class SequenceSettings(BaseModel):
 
     # How many outreach sequences (kind: outreach) one contact may be in at once.
     max_concurrent_outreach: int = Field(default=1, ge=1, le=100)
+    # At least this long between two emails to one contact, whatever the sequence ("0m": off).
+    contact_gap: str = "48h"
+    # At most this many emails a day from one owner's mailbox (0: no cap).
+    owner_daily_cap: int = Field(default=300, ge=0)
+
+    @field_validator("contact_gap")
+    @classmethod
+    def _gap_is_a_duration(cls, value: str) -> str:
+        parse_duration(value)  # raises with the valid forms
+        return value
 
 
 class ImportSettings(BaseModel):
