@@ -217,12 +217,6 @@ def test_transport_settings_come_from_the_environment(
     assert isinstance(make_transport(settings, workspace), SmtpTransport)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/settings/loading.py validates the file with Settings.model_validate, which "
-    "(BaseSettings.__init__) also reads SALESCYCLE_* variables: a bad variable for a key the "
-    "file lacks is reported against the file's parent key instead of naming the variable",
-)
 def test_an_unknown_transport_in_the_environment_names_the_variable_and_the_choices(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from engine.errors import ConfigurationError, Problem, WorkspaceError
 from engine.settings.model import SECRET_SETTINGS, Settings
@@ -37,7 +38,7 @@ def read_settings(
         return None, [Problem(SETTINGS_FILE, line_of(data, ()), "expected a mapping of settings")]
     problems = _secret_problems(data)
     try:
-        from_file = Settings.model_validate(
+        from_file = _FileSettings.model_validate(
             {k: v for k, v in data.items() if k not in SECRET_SETTINGS}
         )
     except ValidationError as exc:
@@ -45,6 +46,22 @@ def read_settings(
     merged = _deep_merge(from_file.model_dump(exclude_unset=True), _from_environment())
     merged = _deep_merge(merged, dict(overrides or {}))
     return Settings.model_validate(merged), problems
+
+
+class _FileSettings(Settings):
+    """The settings of the file alone: pydantic-settings would otherwise read the
+    environment while validating it, and blame the file for a bad variable."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 def _secret_problems(data: Mapping[str, Any]) -> list[Problem]:
