@@ -103,10 +103,17 @@ class Runtime:
         Without ``SALESCYCLE_SECRET_KEY`` the links are signed with a throw-away key:
         fine for previews and checks; sending refuses to start without the key.
         """
-        secret = self.settings.secret_key
-        key = secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
         sending = self.settings.sending
-        return TrackingLinks(TokenSigner(key), sending.tracking_url, sending.reply_domain)
+        return TrackingLinks(
+            TokenSigner(self.secret_key), sending.tracking_url, sending.reply_domain
+        )
+
+    @cached_property
+    def secret_key(self) -> bytes:
+        """``SALESCYCLE_SECRET_KEY``: signs tokens and outbound webhooks (a throw-away key
+        when unset: fine for previews and checks, useless to anyone verifying them)."""
+        secret = self.settings.secret_key
+        return secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
 
     def message_builder(self) -> MessageBuilder:
         """Renders and composes messages from this workspace's templates."""

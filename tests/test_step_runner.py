@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from engine.cli.contacts_commands import run_import
 from engine.delivery.memory import MemoryTransport
@@ -413,3 +413,92 @@ def test_a_throttled_domain_waits_and_then_sends(
     )
     assert throttle.asked == [contact["email"].rpartition("@")[2]] * 2
     assert len(transport.sent) == 1
+
+
+def test_a_reply_from_a_colleague_pauses_outreach_at_the_same_account(
+    runtime: Runtime, runner: StepRunner, transport: MemoryTransport
+) -> None:
+    with runtime.database.connect() as connection:
+        account_id, first, second = connection.execute(
+            select(contacts.c.account_id, func.min(contacts.c.id), func.max(contacts.c.id))
+            .where(contacts.c.timezone == "Europe/Copenhagen")
+            .group_by(contacts.c.account_id).having(func.count() > 1).limit(1)
+        ).one()  # fmt: skip
+        colleague_email = connection.execute(
+            select(contacts.c.email).where(contacts.c.id == second)).scalar_one()  # fmt: skip
+    enrollment_id = enroll_one(runtime, "connecting-outreach", first, MONDAY_MORNING)
+    runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+    with runtime.database.begin() as connection:
+        connection.execute(insert(events).values(
+            provider="test", provider_event_id="colleague", kind="replied", contact_id=second,
+            occurred_at=MONDAY_MORNING + dt.timedelta(hours=3), detail={},
+            created_at=MONDAY_MORNING))  # fmt: skip
+
+    outcome = run_until_waiting(runner, runtime, enrollment_id)
+
+    row = enrollment(runtime, enrollment_id)
+    assert outcome is None and row["status"] == "paused"
+    assert row["error"] == f"{colleague_email} at the same account replied (account_stop)"
+    assert account_id is not None and len(transport.sent) == 1
+
+
+def test_a_notify_step_calls_a_signed_webhook_once(runtime: Runtime, workspace: Path) -> None:
+    import http.server
+    import threading
+
+    from engine.sequences.notify import Notifier, verify_signature
+
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        path = workspace / "config" / "sequences" / "negotiation-check-in.yaml"
+        url = f"http://127.0.0.1:{server.server_port}/task"
+        note = "Negotiation check-in sent three days ago and no reply yet."
+        old = f'{{notify: owner, message: "{note}"}}'
+        replace_once_in(path, old, f'{{notify: {{webhook: "{url}"}}, message: "call"}}')
+        fresh = Runtime.open(workspace)
+        transport = MemoryTransport()
+        secret = b"webhook-secret-of-32-bytes-0000000"
+        notifier = Notifier(fresh.message_builder(), transport, secret)
+        hooked = StepRunner(
+            {s.name: compile_program(s) for s in fresh.sequences}, fresh.message_builder(),
+            transport, lambda now: SegmentCompiler(fresh.segments, fresh.fields, now),
+            fresh.settings.default_timezone, notifier=notifier,
+        )  # fmt: skip
+        contact = danish_contact(fresh)
+        enrollment_id = enroll_one(fresh, "negotiation-check-in", contact["id"], MONDAY_MORNING)
+        hooked.run(fresh.database, enrollment_id, MONDAY_MORNING + dt.timedelta(days=1))
+        wake = enrollment(fresh, enrollment_id)["next_run_at"]
+        hooked.run(fresh.database, enrollment_id, wake)
+        hooked.run(fresh.database, enrollment_id, wake + dt.timedelta(days=1))
+        fresh.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert len(received) == 1  # once, though the enrollment ran again afterwards
+    headers, body = received[0]
+    assert verify_signature(secret, headers["X-Salescycle-Timestamp"], body,
+                            headers["X-Salescycle-Signature"])  # fmt: skip
+    assert not verify_signature(b"another-secret-of-32-bytes-000000", headers[
+        "X-Salescycle-Timestamp"], body, headers["X-Salescycle-Signature"])  # fmt: skip
+    assert b'"message":"call"' in body and contact["email"].encode() in body
+    assert enrollment(runtime, enrollment_id)["status"] == "completed"
+
+
+def replace_once_in(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")

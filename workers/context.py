@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from engine.delivery.factory import make_transport
 from engine.segments.compiler import SegmentCompiler
+from engine.sequences.notify import Notifier
 from engine.sequences.program import compile_program
 from engine.sequences.runner import StepRunner
 from engine.wiring import Runtime
@@ -39,16 +40,20 @@ def open_context(runtime: Runtime) -> WorkerContext:
     sending = runtime.settings.sending
     backend = rate_limiter_backend(os.environ.get(BROKER_URL_ENV))
     throttle = RateLimitThrottle(backend, sending.max_per_second, sending.max_per_domain_per_minute)
+    builder = runtime.message_builder()
+    transport = make_transport(runtime.settings, runtime.workspace.root)
+    notifier = Notifier(builder, transport, runtime.secret_key, sending.timeout_seconds)
     runner = StepRunner(
         programs,
-        runtime.message_builder(),
-        make_transport(runtime.settings, runtime.workspace.root),
+        builder,
+        transport,
         lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
         runtime.settings.default_timezone,
         runtime.send_limits(),
         throttle,
         runtime.retry_backoff(),
         runtime.handoff_grace(),
+        notifier,
     )
     return WorkerContext(runtime, runner, runtime.ready_database())
 

@@ -54,6 +54,7 @@ EXIT_EVENTS = (*(k.value for k in EventKind if k not in (EventKind.QUEUED, Event
                STAGE_CHANGED)  # fmt: skip
 DEFAULT_EXIT = frozenset({"replied", "unsubscribed", "bounced", "complained"})
 _BUSINESS_DAYS = re.compile(r"^\s*(\d+)\s+business\s+days?\s*$")
+_WEBHOOK_URL = re.compile(r"^(https://[^\s/]+|http://(localhost|127\.0\.0\.1)(:\d+)?)(/\S*)?$")
 _STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -423,8 +424,9 @@ class _SequenceParser:
             return NotifyStep(step_id, owner=True, message=message, line=line)
         if isinstance(value, CommentedMap) and set(value) == {"webhook"}:
             url = str(value["webhook"])
-            if not url.startswith("https://"):
-                self._problem(value, "webhook", "webhook: expected an https:// URL")
+            if not _WEBHOOK_URL.match(url):
+                self._problem(value, "webhook", "webhook: expected an https:// URL "
+                              "(http:// only to localhost or 127.0.0.1)")  # fmt: skip
             return NotifyStep(step_id, owner=False, webhook=url, message=message, line=line)
         self._problem(node, "notify", "notify: write owner, or {webhook: https://...}")
         return None

@@ -14,6 +14,7 @@ finds the row already there knows what happened before it:
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -23,7 +24,13 @@ from sqlalchemy import Connection, Engine, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.delivery.message import Address, OutboundMessage, new_message_id
-from engine.delivery.transport import AmbiguousError, PermanentError, RetryableError, Transport
+from engine.delivery.transport import (
+    AmbiguousError,
+    HandOffError,
+    PermanentError,
+    RetryableError,
+    Transport,
+)
 from engine.segments.compiler import SegmentCompiler
 from engine.sequences.limits import NoThrottle, SendLimits, Throttle, earliest_allowed
 from engine.sequences.model import (
@@ -32,9 +39,11 @@ from engine.sequences.model import (
     NotifyStep,
     SendStep,
     Sequence,
+    SequenceKind,
     StageStep,
     WaitStep,
 )
+from engine.sequences.notify import Notifier
 from engine.sequences.program import Branch, Jump, Program
 from engine.sequences.variants import choose_variant
 from engine.sequences.windows import add_business_days, contact_timezone, next_open, schedule
@@ -112,6 +121,7 @@ class StepRunner:
         throttle: Throttle | None = None,
         retry_backoff: tuple[dt.timedelta, ...] = RETRY_BACKOFF,
         handoff_grace: dt.timedelta = dt.timedelta(seconds=30),
+        notifier: Notifier | None = None,
     ) -> None:
         self.programs = programs
         self.builder = builder
@@ -123,6 +133,7 @@ class StepRunner:
         self.retry_backoff = retry_backoff
         # A hand-off younger than this may still be under way in another run: leave it.
         self.handoff_grace = handoff_grace
+        self.notifier = notifier or Notifier(builder, transport, secrets.token_bytes(32))
 
     def run(self, database: Engine, enrollment_id: int, now: dt.datetime) -> RunOutcome:
         """Move one enrollment on as far as it can go at ``now``."""
@@ -137,6 +148,10 @@ class StepRunner:
             reason = _exit_reason(connection, enrolled, program.sequence)
             if reason is not None:
                 return _end(connection, enrolled, EnrollmentStatus.EXITED, reason, now)
+            colleague = _colleague_replied(connection, enrolled, program.sequence)
+            if colleague is not None:
+                why = f"{colleague} at the same account replied (account_stop)"
+                return _pause(connection, enrolled, why, now)
         return self._steps(database, enrolled, program, now)
 
     def _steps(
@@ -178,7 +193,15 @@ class StepRunner:
         if isinstance(instruction, StageStep):
             _move_stage(connection, enrolled, instruction.stage, now)
         elif isinstance(instruction, NotifyStep):
-            self._notify(connection, enrolled, program.sequence, instruction, now)
+            try:
+                self.notifier.notify(connection, enrolled.id, enrolled.contact, enrolled.owner,
+                                     program.sequence, instruction, now)  # fmt: skip
+            except HandOffError as exc:
+                wake = now + self.retry_backoff[0]
+                _move(connection, enrolled, index, instruction.id, wake, now)
+                connection.execute(update(enrollments).where(enrollments.c.id == enrolled.id)
+                                   .values(error=f"notify: {exc}"))  # fmt: skip
+                return RunOutcome.WAITING, index
         elif isinstance(instruction, ExitStep):
             return _end(
                 connection, enrolled, EnrollmentStatus.EXITED, instruction.reason, now
@@ -356,32 +379,6 @@ class StepRunner:
         )
         return connection.execute(select(exists(members.order_by(None)))).scalar_one() is True
 
-    def _notify(
-        self, connection: Connection, enrolled: Enrolled, sequence: Sequence, step: NotifyStep,
-        now: dt.datetime,
-    ) -> None:  # fmt: skip
-        """Email the owner a short note (sent once: keyed like a message)."""
-        owner = enrolled.owner or {}
-        to = str(owner.get("email") or self.builder.fallback_sender.email)
-        contact = enrolled.contact
-        text = (f"{step.message or 'A step of ' + sequence.name + ' asks you to act.'}\n\n"
-                f"Contact: {contact['email']} (stage {contact['stage']})\n"
-                f"Sequence: {sequence.name}, step {step.id}\n")  # fmt: skip
-        note = self.builder.note(to, f"[{sequence.name}] {contact['email']}", text, now)
-        key = f"{enrolled.id}:{step.id}:notify"
-        if connection.execute(
-            select(messages.c.id).where(messages.c.idempotency_key == key)
-        ).first():
-            return
-        self.transport.send(note)
-        connection.execute(insert(messages).values(
-            idempotency_key=key, public_id=note.message_id, enrollment_id=enrolled.id,
-            contact_id=contact["id"], sequence=sequence.name, step_id=step.id, template="(notify)",
-            to_email=to, from_email=note.sender.email, subject=note.subject,
-            rfc_message_id=note.rfc_message_id, status=MessageStatus.SENT,
-            transport=self.transport.name, sent_at=now, created_at=now,
-            updated_at=now))  # fmt: skip
-
 
 # database steps ------------------------------------------------------------------------
 
@@ -453,6 +450,29 @@ def _exit_reason(connection: Connection, enrolled: Enrolled, sequence: Sequence)
         if moved is not None:
             return STAGE_CHANGED
     return None
+
+
+def _colleague_replied(
+    connection: Connection, enrolled: Enrolled, sequence: Sequence
+) -> str | None:
+    """With ``account_stop``, the address of someone at the contact's account who replied."""
+    account_id = enrolled.contact.get("account_id")
+    if not sequence.account_stop or sequence.kind is not SequenceKind.OUTREACH or not account_id:
+        return None
+    query = (
+        select(contacts.c.email)
+        .join(events, events.c.contact_id == contacts.c.id)
+        .where(
+            contacts.c.account_id == account_id,
+            contacts.c.id != enrolled.contact["id"],
+            events.c.kind == "replied",
+            events.c.machine.is_(False),
+            events.c.occurred_at >= enrolled.row["enrolled_at"],
+        )
+        .limit(1)
+    )
+    found = connection.execute(query).scalar()
+    return None if found is None else str(found)
 
 
 def _move(
