@@ -18,7 +18,8 @@ from engine.segments.compiler import SegmentCompiler
 from engine.sequences import enroll, named_contacts
 from engine.sequences.limits import SendLimits
 from engine.sequences.program import compile_program
-from engine.sequences.runner import RunOutcome, StepRunner
+from engine.sequences.records import RunOutcome
+from engine.sequences.runner import StepRunner
 from engine.sequences.windows import is_holiday
 from engine.storage import upgrade
 from engine.storage.schema import (
