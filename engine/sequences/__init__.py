@@ -7,7 +7,6 @@ from engine.sequences.enrolling import (
     stage_entrants,
     trigger_candidates,
 )
-from engine.sequences.enrollments import pause_for_error
 from engine.sequences.loading import References, SequenceSet, read_sequences
 from engine.sequences.model import (
     BranchStep,
@@ -55,7 +54,6 @@ __all__ = [
     "trigger_candidates",
     # running
     "choose_variant",
-    "pause_for_error",
     # planning (a dry run)
     "Plan",
     "PlannedAction",
