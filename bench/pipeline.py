@@ -5,38 +5,31 @@ Run from the repository root::
     python bench/pipeline.py            # 100k contacts, 1M enrollments, 20k messages
     python bench/pipeline.py --quick    # 20k contacts, 200k enrollments, 3k messages
 
-Setup: a fresh copy of the starter workspace plus a segment ``everyone`` (``all: []``) and a
-manual nurture sequence ``bench`` (one send of ``nurture/welcome``, open at every hour, so
-neither the window nor the outreach limit holds anyone back), and
-``examples/generate_crm.py --contacts N`` imported with ``run_import`` (timed, as context)
-into a throw-away PostgreSQL (``tests/_services.py``, or ``SALESCYCLE_BENCH_POSTGRES_URL``)
-and into SQLite.
+A fresh starter workspace plus a segment ``everyone`` (``all: []``) and a manual nurture
+sequence ``bench`` (one send of ``nurture/welcome``, open at every hour); N contacts from
+``examples/generate_crm.py`` imported with ``run_import`` (timed, as context) into SQLite and
+a throw-away PostgreSQL (``tests/_services.py``, or ``SALESCYCLE_BENCH_POSTGRES_URL``).
 
-(a) ``enroll()`` of segment ``everyone`` into ``bench``: one ``INSERT ... SELECT``, best of 3
-(the table emptied between runs), on both databases. Baseline: ``SELECT count(*)`` of the
-same segment query, the floor of reading the candidates. Target: PostgreSQL within 5 s.
-
-(b) ``Scheduler.claim(now, N/10)`` with 10 x N active enrollments (N contacts crossed with ten
-sequence names, ``INSERT ... SELECT``), every 100th due and the rest due tomorrow, best of 3
-(the claims reset and the table vacuumed between runs). Baseline: the same claim with only
-the N/10 due enrollments in the table. Target: within 200 ms (10k of 1M).
-
-(c) End to end: E due steps of ``bench`` claimed in-process (2,000 a claim, 50 ids a broker
-message, as ``workers/loop.py``), a real Redis, two ``dramatiq workers.actors`` processes with
-4 threads each, the SendGrid transport and ``engine.devtools.SendGridSink`` on loopback:
-messages/s from the first dispatch until the sink has accepted the last message. A warm-up of
-200 messages first opens each worker's context (not timed). Throttles are raised out of the
-way (10,000 a second, the setting's maximum; 100,000 a domain a minute) and the owner daily
-cap is off (its default 300 would stop five owners at 1,500 messages); the contact gap stays
-(one send per contact). Baseline: ``bench/render.py``'s floor (bare jinja2 rendering of
-nurture/welcome's body plus ``json.dumps``) for as many messages. Target: >= 1,000 messages/s.
-Exactly once: the sink must have accepted every due message id once and none twice, else
-MISMATCH and exit status 1.
+(a) ``enroll()`` of ``everyone`` into ``bench`` (one ``INSERT ... SELECT``), best of 3, on
+both databases. Baseline: ``SELECT count(*)`` of the same segment query. Target: PostgreSQL
+within 5 s. (b) ``Scheduler.claim(now, N/10)`` among N x 10 active enrollments (ten sequence
+names), every 100th due, best of 3 (claims reset and vacuumed between runs). Baseline: the
+same claim with only the due enrollments in the table. Target: within 200 ms. (c) E due
+steps claimed in-process (2,000 a claim, 50 ids a broker message, as ``workers/loop.py``),
+a real Redis, two ``dramatiq workers.actors`` processes (4 threads each), the SendGrid
+transport and ``engine.devtools.SendGridSink`` on loopback: messages/s from the first
+dispatch until the sink accepted the last (after an untimed warm-up of 200). Throttles are
+raised (10,000/s, the setting's maximum; 100,000 a domain a minute) and the owner daily cap
+is off (300 would stop five owners at 1,500). Baseline: ``bench/render.py``'s floor for
+``nurture/welcome``. Target: >= 1,000 messages/s. Also the CPU each process group spent a
+message (Linux ``/proc``), and exactly once: every due message id accepted once, none twice,
+else MISMATCH and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -51,20 +44,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
+from urllib.parse import urlsplit
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from _common import (  # noqa: E402
-    Figure,
-    figure_record,
-    format_table,
-    logger,
-    postgres_database,
-    write_results,
-)
+import _common as common  # noqa: E402
 from dramatiq.brokers.redis import RedisBroker  # noqa: E402
 from render import baseline, recipients, requests  # noqa: E402
 from sqlalchemy import Engine, Select, func, select, text, update  # noqa: E402
@@ -121,9 +108,9 @@ SELECT contact_id, 'bench-' || n, 'active', 0,
 FROM pairs WHERE NOT :only_due OR rn % :every = 0
 """)
 
-log = logger("bench/pipeline")
-_seconds = functools.partial(figure_record, unit="s", digits=4)
-_rate = functools.partial(figure_record, unit="messages/s", digits=0)
+log = common.logger("bench/pipeline")
+_seconds = functools.partial(common.figure_record, unit="s", digits=4)
+_rate = functools.partial(common.figure_record, unit="messages/s", digits=0)
 
 
 class _Redis(Protocol):
@@ -263,17 +250,14 @@ def start_worker(env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]
 
 
 def stop_worker(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the worker's process group, then SIGKILL if it has not ended in 15 s."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=15)
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGTERM to the worker's process group; SIGKILL to what is left of it after 15 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def wait_until(what: str, done: Callable[[], int], goal: int, log_file: Path) -> None:
@@ -286,6 +270,28 @@ def wait_until(what: str, done: Callable[[], int], goal: int, log_file: Path) ->
             tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-30:])
             raise RuntimeError(f"{what}: stuck at {now:,} of {goal:,}; workers' log:\n{tail}")
         time.sleep(0.01)
+
+
+def cpu_seconds(groups: set[int], database: str, redis_port: str) -> dict[str, float]:
+    """CPU seconds so far (Linux /proc) of the worker process groups, the PostgreSQL backends
+    of ``database``, the Redis server and this process (the sink and the scheduler)."""
+    used = dict.fromkeys(("workers", "postgres", "redis", "bench (sink, scheduler)"), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if int(fields[2]) in groups:
+            used["workers"] += seconds
+        elif command.startswith("postgres:") and f" {database} " in command:
+            used["postgres"] += seconds
+        elif "redis-server" in command and command.rstrip().endswith(f":{redis_port}"):
+            used["redis"] += seconds
+        elif stat.parent.name == str(os.getpid()):
+            used["bench (sink, scheduler)"] += seconds
+    return used
 
 
 def end_to_end(runtime: Runtime, pg_url: str, work: Path, due: int) -> dict[str, Any]:
@@ -316,11 +322,6 @@ def end_to_end(runtime: Runtime, pg_url: str, work: Path, due: int) -> dict[str,
         def booted() -> int:
             return log_file.read_text(errors="replace").count(ready) if log_file.exists() else 0
 
-        wait_until("worker start", booted, WORKERS, log_file)
-        broker = RedisBroker(url=redis.url)  # type: ignore[no-untyped-call]
-        broker.declare_queue(STEPS_QUEUE)
-        scheduler = Scheduler(database)
-
         def accepted() -> int:
             return sink.stats().accepted
 
@@ -330,14 +331,20 @@ def end_to_end(runtime: Runtime, pg_url: str, work: Path, due: int) -> dict[str,
                 broker.enqueue(run_enrollments.message(batch))
             return len(ids)
 
+        wait_until("worker start", booted, WORKERS, log_file)
+        broker = RedisBroker(url=redis.url)  # type: ignore[no-untyped-call]
+        broker.declare_queue(STEPS_QUEUE)
+        scheduler = Scheduler(database)
         dispatch(WARM_UP)
         wait_until("warm-up", accepted, WARM_UP, log_file)
-        started = time.perf_counter()
+        groups, port = {w.pid for w in workers}, str(urlsplit(redis.url).port)
+        usage = functools.partial(cpu_seconds, groups, str(database.url.database), port)
+        cpu_before, started = usage(), time.perf_counter()
         while dispatch(CLAIM_LIMIT):
             pass
         dispatched_s = time.perf_counter() - started
         wait_until("sending", accepted, total, log_file)
-        seconds = time.perf_counter() - started
+        seconds, cpu_after = time.perf_counter() - started, usage()
         time.sleep(1.0)  # a duplicate would still be on its way
         ids = Counter(i for mail in sink.messages() for i in mail.message_ids)
         with database.connect() as connection:
@@ -349,12 +356,14 @@ def end_to_end(runtime: Runtime, pg_url: str, work: Path, due: int) -> dict[str,
             stop_worker(process)
         sink.stop()
         redis.stop()
-    rate = (total - WARM_UP) / seconds
-    log(f"end to end: {total - WARM_UP:,} messages in {seconds:.2f} s ({rate:,.0f}/s), "
-        f"all claimed and dispatched in {dispatched_s:.2f} s")  # fmt: skip
-    return {"due": total, "timed": total - WARM_UP, "seconds": seconds, "rate": rate,
+    timed = total - WARM_UP
+    cpu_ms = {k: round((cpu_after[k] - cpu_before[k]) * 1000 / timed, 2) for k in cpu_after}
+    log(f"end to end: {timed:,} messages in {seconds:.2f} s ({timed / seconds:,.0f}/s), "
+        f"claimed and dispatched in {dispatched_s:.2f} s; CPU ms a message: {cpu_ms}")  # fmt: skip
+    return {"due": total, "timed": timed, "seconds": seconds, "rate": timed / seconds,
             "dispatch_seconds": dispatched_s, "distinct_ids": len(ids) - (None in ids),
             "twice": sum(1 for n in ids.values() if n > 1), "sent_rows": sent,
+            "cpu_ms_per_message": cpu_ms, "cpus": os.cpu_count(),
             "sink_stats": dataclasses.asdict(sink.stats())}  # fmt: skip
 
 
@@ -362,11 +371,15 @@ def _status(ok: bool) -> str:
     return "PASS" if ok else "SHORT"
 
 
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.{1 if seconds < 0.01 else 0}f} ms"
+
+
 def build_figures(
     enrolling: list[Enrolling], claims: dict[str, tuple[float, int, int]], floor: float,
     e2e: dict[str, Any] | None, e2e_error: str | None,
-) -> list[Figure]:  # fmt: skip
-    figures: list[Figure] = []
+) -> list[common.Figure]:  # fmt: skip
+    figures: list[common.Figure] = []
     base = ("-", 1.0, "1.00x (baseline)")
     for e in enrolling:
         pg, name, ratio = e.database == "PostgreSQL", e.database, e.enroll_s / e.count_s
@@ -374,7 +387,7 @@ def build_figures(
             _seconds(f"{name} import {e.contacts:,} contacts (context)", e.import_s,
                      f"{e.import_s:.1f} s ({e.contacts / e.import_s:,.0f} rows/s)"),
             _seconds(f"baseline: {name} count(*) of segment everyone", e.count_s,
-                     f"{e.count_s * 1000:,.0f} ms", *base),
+                     _ms(e.count_s), *base),
             _seconds(f"{name} enroll {e.enrolled:,} contacts from a segment", e.enroll_s,
                      f"{e.enroll_s:.2f} s", f"<= {ENROLL_TARGET_S:g} s" if pg else "-", ratio,
                      f"{ratio:.1f}x count(*)", _status(e.enroll_s <= ENROLL_TARGET_S) if pg
@@ -383,9 +396,9 @@ def build_figures(
     (base_s, base_rows, _), (claim_s, rows, claimed) = claims["baseline"], claims["full"]
     figures += [
         _seconds(f"baseline: claim {claimed:,} of {base_rows:,} enrollments (PostgreSQL)",
-                 base_s, f"{base_s * 1000:,.0f} ms", *base),
+                 base_s, _ms(base_s), *base),
         _seconds(f"claim {claimed:,} due of {rows:,} active enrollments (PostgreSQL)", claim_s,
-                 f"{claim_s * 1000:,.0f} ms", f"<= {CLAIM_TARGET_S * 1000:g} ms",
+                 _ms(claim_s), f"<= {CLAIM_TARGET_S * 1000:g} ms",
                  claim_s / base_s, f"{claim_s / base_s:.2f}x {base_rows:,} rows",
                  _status(claim_s <= CLAIM_TARGET_S), claimed=claimed, rows=rows),
         _rate(f"baseline: render floor {TEMPLATE} (bare jinja2 + json.dumps)", floor,
@@ -401,7 +414,7 @@ def build_figures(
         _rate(f"end to end: {e2e['timed']:,} due steps to the SendGrid sink", rate,
               f"{rate:,.0f} messages/s", f">= {SEND_TARGET:,.0f} messages/s", rate / floor,
               f"{rate / floor:.3f}x render floor", _status(rate >= SEND_TARGET)),
-        figure_record("exactly once: distinct message ids the sink accepted",
+        common.figure_record("exactly once: distinct message ids the sink accepted",
                       float(e2e["distinct_ids"]), f"{e2e['distinct_ids']:,} ids, "
                       f"{e2e['twice']} twice, {e2e['sent_rows']:,} rows sent",
                       f"= {due:,} due (incl. {WARM_UP} warm-up)",
@@ -430,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             enrolling.append(measure_enrolling(sqlite, "SQLite", csv, work))
         finally:
             sqlite.close()
-        with postgres_database(work, "bench_pipeline_") as pg_url:
+        with common.postgres_database(work, "bench_pipeline_") as pg_url:
             runtime = Runtime.open(root, database_url=pg_url)
             try:
                 enrolling.insert(0, measure_enrolling(runtime, "PostgreSQL", csv, work))
@@ -446,11 +459,15 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 runtime.close()
     figures = build_figures(enrolling, claims, floor, e2e, e2e_error)
-    print(format_table(figures))
+    print(common.format_table(figures))
     if e2e is not None:
         print(f"sink stats: {e2e['sink_stats']}")
-    write_results(RESULTS_FILE, "pipeline", bool(args.quick), began, contacts=contacts_n,
-                  due=due, figures=figures, end_to_end=e2e)  # fmt: skip
+        spent = e2e["cpu_ms_per_message"]
+        ceiling = (e2e["cpus"] or 1) * 1000 / sum(spent.values())
+        print(f"CPU ms a message in the timed window: {spent}; all {e2e['cpus']} cpus for this "
+              f"alone would allow about {ceiling:,.0f} messages/s")  # fmt: skip
+    common.write_results(RESULTS_FILE, "pipeline", bool(args.quick), began,
+                         contacts=contacts_n, due=due, figures=figures, end_to_end=e2e)  # fmt: skip
     return 1 if any(f["status"] in ("ERROR", "MISMATCH") for f in figures) else 0
 
 
