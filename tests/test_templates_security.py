@@ -126,9 +126,10 @@ def test_template_syntax_in_contact_data_is_printed_as_text(
 
     assert message.subject == "Hi {{ 7*7 }}"
     assert "Hi {{ 7*7 }} at {% for x in range(3) %}loop{% endfor %}" in message.text
-    assert "49" not in message.text and "looploop" not in message.text
+    # (tokens in the links are random hex, so look where the name was printed)
+    assert "Hi 49" not in message.text and "looploop" not in message.text
     if fmt is MessageFormat.HTML:
-        assert "{{ 7*7 }}" in message.html and "49" not in message.html
+        assert "{{ 7*7 }}" in message.html and "Hi 49" not in message.html
 
 
 def test_html_in_contact_data_is_escaped_in_the_html_part(workspace: Path) -> None:
