@@ -53,11 +53,15 @@ def transport() -> MemoryTransport:
 
 @pytest.fixture
 def runner(runtime: Runtime, transport: MemoryTransport) -> StepRunner:
-    programs = {s.name: compile_program(s) for s in runtime.sequences}
+    return make_runner(runtime, transport)
+
+
+def make_runner(runtime: Runtime, transport: MemoryTransport, **options: Any) -> StepRunner:
+    """A runner over the runtime's sequences, sending through ``transport``."""
     return StepRunner(
-        programs, runtime.message_builder(), transport,
-        lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
-        runtime.settings.default_timezone,
+        {s.name: compile_program(s) for s in runtime.sequences}, runtime.message_builder(),
+        transport, lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
+        runtime.settings.default_timezone, **options,
     )  # fmt: skip
 
 
@@ -195,11 +199,7 @@ class _CannotTell(MemoryTransport):
 
 def test_an_ambiguous_hand_off_is_never_resent_blindly(runtime: Runtime) -> None:
     transport = _CannotTell()
-    runner = StepRunner(
-        {s.name: compile_program(s) for s in runtime.sequences}, runtime.message_builder(),
-        transport, lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
-        runtime.settings.default_timezone,
-    )  # fmt: skip
+    runner = make_runner(runtime, transport)
     contact = danish_contact(runtime)
     enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
     transport.fail_next(AmbiguousError("read timeout after the request was sent"))
@@ -362,11 +362,7 @@ def test_a_contact_gets_at_most_one_email_in_48_hours_across_sequences(
 def test_an_owner_daily_cap_moves_the_rest_to_the_next_day(
     runtime: Runtime, transport: MemoryTransport
 ) -> None:
-    capped = StepRunner(
-        {s.name: compile_program(s) for s in runtime.sequences}, runtime.message_builder(),
-        transport, lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
-        runtime.settings.default_timezone, SendLimits(contact_gap=None, owner_daily_cap=2),
-    )  # fmt: skip
+    capped = make_runner(runtime, transport, limits=SendLimits(None, owner_daily_cap=2))
     with runtime.database.connect() as connection:
         owner_id = connection.execute(select(contacts.c.owner_id).where(
             contacts.c.timezone == "Europe/Copenhagen").limit(1)).scalar_one()  # fmt: skip
@@ -394,11 +390,7 @@ def test_a_throttled_domain_waits_and_then_sends(
             return dt.timedelta(seconds=90) if len(self.asked) == 1 else None
 
     throttle = OnceBusy()
-    throttled = StepRunner(
-        {s.name: compile_program(s) for s in runtime.sequences}, runtime.message_builder(),
-        transport, lambda now: SegmentCompiler(runtime.segments, runtime.fields, now),
-        runtime.settings.default_timezone, throttle=throttle,
-    )  # fmt: skip
+    throttled = make_runner(runtime, transport, throttle=throttle)
     contact = danish_contact(runtime)
     enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
 
@@ -473,11 +465,7 @@ def test_a_notify_step_calls_a_signed_webhook_once(runtime: Runtime, workspace: 
         transport = MemoryTransport()
         secret = b"webhook-secret-of-32-bytes-0000000"
         notifier = Notifier(fresh.message_builder(), transport, secret)
-        hooked = StepRunner(
-            {s.name: compile_program(s) for s in fresh.sequences}, fresh.message_builder(),
-            transport, lambda now: SegmentCompiler(fresh.segments, fresh.fields, now),
-            fresh.settings.default_timezone, notifier=notifier,
-        )  # fmt: skip
+        hooked = make_runner(fresh, transport, notifier=notifier)
         contact = danish_contact(fresh)
         enrollment_id = enroll_one(fresh, "negotiation-check-in", contact["id"], MONDAY_MORNING)
         hooked.run(fresh.database, enrollment_id, MONDAY_MORNING + dt.timedelta(days=1))
