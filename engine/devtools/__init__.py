@@ -1,5 +1,6 @@
 """Tools for development, tests, benchmarks and the demo; nothing in production imports them."""
 
+from engine.devtools.sendgrid_events import EventSigner, events_for, post_events
 from engine.devtools.sendgrid_sink import (
     AcceptedMail,
     Faults,
@@ -18,4 +19,8 @@ __all__ = [
     "AcceptedMail",
     "Outcome",
     "SinkStats",
+    # signed Event Webhook batches about accepted mail
+    "EventSigner",
+    "events_for",
+    "post_events",
 ]

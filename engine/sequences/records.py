@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.delivery.message import OutboundMessage
@@ -66,33 +66,28 @@ class Enrolled:
 
 
 def load(connection: Connection, enrollment_id: int) -> Enrolled | None:
-    row = (
-        connection.execute(select(enrollments).where(enrollments.c.id == enrollment_id))
-        .mappings()
-        .first()
+    """The enrollment with its contact, account and owner, in one query."""
+    query = (
+        select(enrollments, contacts, accounts, owners)
+        .select_from(
+            enrollments.join(contacts, contacts.c.id == enrollments.c.contact_id)
+            .outerjoin(accounts, accounts.c.id == contacts.c.account_id)
+            .outerjoin(owners, owners.c.id == contacts.c.owner_id)
+        )
+        .where(enrollments.c.id == enrollment_id)
+        .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
     )
+    row = connection.execute(query).mappings().first()
     if row is None:
         return None
-    contact = (
-        connection.execute(select(contacts).where(contacts.c.id == row["contact_id"]))
-        .mappings()
-        .one()
-    )
-    account = owner = None
-    if contact["account_id"] is not None:
-        account = (
-            connection.execute(select(accounts).where(accounts.c.id == contact["account_id"]))
-            .mappings()
-            .first()
-        )
-    if contact["owner_id"] is not None:
-        owner = (
-            connection.execute(select(owners).where(owners.c.id == contact["owner_id"]))
-            .mappings()
-            .first()
-        )
-    return Enrolled(dict(row), dict(contact), dict(account) if account else None,
-                    dict(owner) if owner else None)  # fmt: skip
+
+    def part(table: Table) -> dict[str, Any] | None:
+        values = {column.name: row[f"{table.name}_{column.name}"] for column in table.columns}
+        return None if values["id"] is None else values
+
+    enrollment, contact = part(enrollments), part(contacts)
+    assert enrollment is not None and contact is not None
+    return Enrolled(enrollment, contact, part(accounts), part(owners))
 
 
 def is_due(row: Mapping[str, Any], now: dt.datetime) -> bool:
