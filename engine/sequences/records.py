@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, Connection, Table, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from engine.delivery.message import OutboundMessage
@@ -240,16 +241,21 @@ def claim_message(
             messages.c.attempts == existing["attempts"],
         ).values(attempts=existing["attempts"] + 1, **values)).rowcount  # fmt: skip
         return int(existing["id"]) if rearmed == 1 else None
-    try:
-        with connection.begin_nested():
-            return int(connection.execute(insert(messages).values(
-                idempotency_key=f"{enrolled.id}:{step.id}", public_id=message.message_id,
-                enrollment_id=enrolled.id, contact_id=enrolled.contact["id"],
-                sequence=enrolled.row["sequence"], step_id=step.id,
-                rfc_message_id=message.rfc_message_id, attempts=1, created_at=now, **values,
-            ).returning(messages.c.id)).scalar_one())  # fmt: skip
-    except IntegrityError:
-        return None  # the idempotency key is taken: the other run sends it
+    row = {
+        "idempotency_key": f"{enrolled.id}:{step.id}", "public_id": message.message_id,
+        "enrollment_id": enrolled.id, "contact_id": enrolled.contact["id"],
+        "sequence": enrolled.row["sequence"], "step_id": step.id,
+        "rfc_message_id": message.rfc_message_id, "attempts": 1, "created_at": now, **values,
+    }  # fmt: skip
+    # ON CONFLICT DO NOTHING: a taken idempotency key means the other run sends it
+    written = connection.execute(_insert_or_nothing(connection).values(**row)
+                                 .returning(messages.c.id)).scalar()  # fmt: skip
+    return None if written is None else int(written)
+
+
+def _insert_or_nothing(connection: Connection) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(messages).on_conflict_do_nothing(index_elements=["idempotency_key"])
 
 
 def message_failed(
