@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import re
 import subprocess
@@ -18,6 +19,7 @@ from sqlalchemy.sql.schema import Table
 from typer.testing import CliRunner, Result
 
 from engine.cli import app
+from engine.delivery import Address, OutboundMessage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROBLEM = re.compile(
@@ -141,3 +143,21 @@ def assert_one_problem(result: Result, shown: str, line: int, says: Sequence[str
     assert reported == line, f"reported line {reported}, mistake is on {line}: {message}"
     for fragment in says:
         assert fragment in message, message
+
+
+def outbound_message(message_id: str = "q7rbm2k4ztx6wd3c", **changes: Any) -> OutboundMessage:
+    """A message built directly (no template, no compose); ``changes`` replace fields."""
+    fields: dict[str, Any] = {
+        "message_id": message_id,
+        "rfc_message_id": f"<{message_id}@mail.example.com>",
+        "date": dt.datetime(2026, 3, 2, 8, 30, tzinfo=dt.UTC),
+        "sender": Address("rep@example.com", "Rita Rep"),
+        "to": Address("pat@example.org", "Pat Prospect"),
+        "reply_to": Address("reply+token@reply.example.com"),
+        "subject": "Quick question, Pat",
+        "text": "Hi Pat,\nshort question.\n",
+        "html": "<p>Hi Pat,<br>short question.</p>",
+        "headers": (("List-Unsubscribe", "<https://track.example.com/u/tok>"),),
+        "custom_args": {"message_id": message_id},
+    }
+    return OutboundMessage(**{**fields, **changes})

@@ -74,3 +74,10 @@ def test_run_until_idle_sends_each_due_email_once_inside_its_window(workspace: P
         sent = message_from_bytes(path.read_bytes(), policy=email_policy.default)
         assert str(sent["Subject"]).startswith("Re: ")
         assert sent["In-Reply-To"] is not None
+
+
+def test_the_scheduler_refuses_to_run_without_redis(workspace: Path) -> None:
+    result = invoke("scheduler", "--workspace", workspace)
+
+    assert result.exit_code == 2
+    assert "set SALESCYCLE_BROKER_URL (redis://...) for the scheduler" in result.output

@@ -22,6 +22,7 @@ from email.parser import BytesParser
 from typing import Any
 
 import pytest
+from _support import outbound_message
 
 from engine.delivery import (
     Address,
@@ -101,8 +102,6 @@ def _composed(
 def _built(**changes: Any) -> OutboundMessage:
     """A message built directly, without compose."""
     fields: dict[str, Any] = {
-        "message_id": "q7rbm2k4ztx6wd3c",
-        "rfc_message_id": "<q7rbm2k4ztx6wd3c@mail.example.com>",
         "date": dt.datetime(2024, 11, 30, 23, 59, 1, tzinfo=dt.timezone(dt.timedelta(hours=2))),
         "sender": Address("hello@example.com", "Example Sales"),
         "to": Address("pat@example.org"),
@@ -113,8 +112,7 @@ def _built(**changes: Any) -> OutboundMessage:
         "headers": (("X-Campaign", "Vår kampanje ☀"),),
         "custom_args": {"message_id": "q7rbm2k4ztx6wd3c", "note": "æøå 🚀"},
     }
-    fields.update(changes)
-    return OutboundMessage(**fields)
+    return outbound_message(**{**fields, **changes})
 
 
 THREAD = ThreadParent(

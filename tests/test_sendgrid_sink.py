@@ -22,6 +22,7 @@ from typing import Any
 import httpx2
 import pytest
 import sendgrid
+from _support import outbound_message
 from python_http_client.exceptions import (
     TooManyRequestsError,
 )
@@ -73,9 +74,8 @@ def _official_mail(message_id: str = "m7kq2xw4zr9tbn3d") -> Any:
 
 
 def _message(message_id: str = "q7rbm2k4ztx6wd3c") -> OutboundMessage:
-    return OutboundMessage(
-        message_id=message_id,
-        rfc_message_id=f"<{message_id}@mail.example.com>",
+    return outbound_message(
+        message_id,
         date=dt.datetime(2024, 11, 30, 23, 59, 1, tzinfo=dt.UTC),
         sender=Address("hello@example.com", "Example Sales"),
         to=Address("pat@example.org", "Pat"),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from _support import outbound_message
 
 from engine.delivery import (
     Address,
@@ -60,18 +61,8 @@ def _message(
     subject: str = "Quick question, Pat",
     headers: tuple[tuple[str, str], ...] = (("List-Unsubscribe", "<https://u.example/x>"),),
 ) -> OutboundMessage:
-    return OutboundMessage(
-        message_id=message_id,
-        rfc_message_id=f"<{message_id}@mail.example.com>",
-        date=dt.datetime(2026, 3, 2, 8, 30, tzinfo=dt.UTC),
-        sender=Address("rep@example.com", "Rita Rep"),
-        to=Address(to, "Pat Prospect"),
-        reply_to=Address("reply+token@reply.example.com"),
-        subject=subject,
-        text="Hi Pat,\nshort question.\n",
-        html="<p>Hi Pat,<br>short question.</p>",
-        headers=headers,
-        custom_args={"message_id": message_id},
+    return outbound_message(
+        message_id, to=Address(to, "Pat Prospect"), subject=subject, headers=headers
     )
 
 

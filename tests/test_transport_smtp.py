@@ -22,6 +22,7 @@ from typing import Any
 
 import dkim  # type: ignore[import-untyped]
 import pytest
+from _support import outbound_message
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
@@ -131,13 +132,9 @@ def transport(server: Server) -> Iterator[SmtpTransport]:
 def _message(
     message_id: str = "q7rbm2k4ztx6wd3c", to: str = "pat@example.org", subject: str = "Hello"
 ) -> OutboundMessage:
-    return OutboundMessage(
-        message_id=message_id,
-        rfc_message_id=f"<{message_id}@mail.example.com>",
-        date=dt.datetime(2026, 3, 2, 8, 30, tzinfo=dt.UTC),
-        sender=Address("rep@example.com", "Rita Rep"),
+    return outbound_message(
+        message_id,
         to=Address(to, "Pat Prospect"),
-        reply_to=Address("reply+token@reply.example.com"),
         subject=subject,
         text="Hi Pat,\n.a line that starts with a dot\nBest, Rita\n",
         html="<p>Hi Pat,</p>",
@@ -145,7 +142,6 @@ def _message(
             ("List-Unsubscribe", "<https://track.example.com/u/tok>"),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ),
-        custom_args={"message_id": message_id},
     )
 
 

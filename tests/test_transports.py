@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from _support import outbound_message
 
 from engine.delivery import (
     Address,
@@ -27,18 +27,13 @@ from engine.workspace import Workspace
 
 
 def _message(message_id: str = "q7rbm2k4ztx6wd3c", subject: str = "Hej Bo 🚀") -> OutboundMessage:
-    return OutboundMessage(
-        message_id=message_id,
-        rfc_message_id=f"<{message_id}@mail.example.com>",
-        date=dt.datetime(2026, 3, 2, 8, 30, tzinfo=dt.UTC),
+    return outbound_message(
+        message_id,
         sender=Address("rep@example.com", "Åsa Lindberg"),
         to=Address("bo@kunde.example.dk", "Bo Nielsen"),
-        reply_to=Address("reply+token@reply.example.com"),
         subject=subject,
         text="Hej Bo,\nkort spørgsmål.\n",
         html="<p>Hej Bo,<br>kort spørgsmål.</p>",
-        headers=(("List-Unsubscribe", "<https://track.example.com/u/tok>"),),
-        custom_args={"message_id": message_id},
     )
 
 
