@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -385,9 +385,10 @@ def test_a_throttled_domain_waits_and_then_sends(
         def __init__(self) -> None:
             self.asked: list[str] = []
 
-        def admit(self, recipient_domain: str) -> dt.timedelta | None:
-            self.asked.append(recipient_domain)
-            return dt.timedelta(seconds=90) if len(self.asked) == 1 else None
+        def admit(self, recipient_domains: Sequence[str]) -> list[dt.timedelta | None]:
+            self.asked.extend(recipient_domains)
+            busy = len(self.asked) == 1
+            return [dt.timedelta(seconds=90) if busy else None for _ in recipient_domains]
 
     throttle = OnceBusy()
     throttled = make_runner(runtime, transport, throttle=throttle)

@@ -1,33 +1,64 @@
-"""The Dramatiq rate-limit throttle: a provider-wide rate and a per-domain rate."""
+"""The throttles: a provider-wide rate and a per-domain rate, in memory and in Redis."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
-import time_machine
+import pytest
+import redis
 
-from workers.throttle import RateLimitThrottle, rate_limiter_backend
+from workers.throttle import MemoryThrottle, RedisThrottle
 
-
-def test_the_provider_rate_and_each_domain_rate_are_kept() -> None:
-    with time_machine.travel(dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC), tick=False):
-        throttle = RateLimitThrottle(
-            rate_limiter_backend(None), per_second=3, per_domain_per_minute=2
-        )
-
-        answers = [throttle.admit(domain) for domain in ("a.dk", "a.dk", "a.dk", "b.se", "c.no")]
-
-    # the third to a.dk waits a minute; then the provider's 3 a second are used up
-    assert answers == [None, None, dt.timedelta(minutes=1), dt.timedelta(seconds=1),
-                       dt.timedelta(seconds=1)]  # fmt: skip
+NINE = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC).timestamp()
+Throttles = Callable[[int, int, Callable[[], float]], MemoryThrottle | RedisThrottle]
 
 
-def test_the_window_moves_on() -> None:
-    start = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
-    throttle = RateLimitThrottle(rate_limiter_backend(None), per_second=1, per_domain_per_minute=1)
-    with time_machine.travel(start, tick=False):
-        first = throttle.admit("a.dk")
-    with time_machine.travel(start + dt.timedelta(seconds=61), tick=False):
-        later = throttle.admit("a.dk")
+@pytest.fixture(params=["memory", "redis"])
+def make(request: pytest.FixtureRequest) -> Throttles:
+    if request.param == "memory":
+        return lambda second, minute, clock: MemoryThrottle(second, minute, clock)
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    request.addfinalizer(client.close)
+    return lambda second, minute, clock: RedisThrottle(client, second, minute, clock)
 
-    assert first is None and later is None
+
+def test_the_provider_rate_and_each_domain_rate_are_kept(make: Throttles) -> None:
+    throttle = make(3, 2, lambda: NINE + 0.25)
+
+    answers = throttle.admit(["a.dk", "a.dk", "A.DK", "b.se", "c.no"])
+
+    # the third to a.dk waits for the next minute; b.se takes the provider's third send
+    # of this second, so c.no waits for the next second
+    assert answers == [None, None, dt.timedelta(seconds=59.75), None,
+                       dt.timedelta(seconds=0.75)]  # fmt: skip
+
+
+def test_the_counts_are_shared_between_calls_and_the_windows_turn(make: Throttles) -> None:
+    now = [NINE]
+    throttle = make(10, 1, lambda: now[0])
+
+    first = throttle.admit(["a.dk"])
+    again = throttle.admit(["a.dk", "b.se"])
+    now[0] += 61
+    later = throttle.admit(["a.dk"])
+
+    assert first == [None]
+    assert again == [dt.timedelta(seconds=60), None]
+    assert later == [None]
+
+
+def test_two_throttles_on_one_redis_share_the_provider_rate(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        one, two = (RedisThrottle(client, 2, 100, lambda: NINE) for _ in range(2))
+
+        answers = one.admit(["a.dk"]) + two.admit(["b.se", "c.no"])
+    finally:
+        client.close()
+
+    assert answers == [None, None, dt.timedelta(seconds=1)]
+
+
+def test_nothing_to_admit_asks_nothing(make: Throttles) -> None:
+    assert make(1, 1, lambda: NINE).admit([]) == []

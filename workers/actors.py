@@ -20,15 +20,14 @@ log = logging.getLogger("salescycle.workers")
 
 @dramatiq.actor(queue_name=STEPS_QUEUE, max_retries=3, min_backoff=1_000, time_limit=300_000)
 def run_enrollments(enrollment_ids: list[int]) -> None:
-    """Run each enrollment as far as it goes now.
+    """Run the enrollments as far as they go now, as one batch.
 
-    One enrollment's unexpected error is logged and does not stop the others; its claim
-    runs out and the scheduler hands it out again.
+    An unexpected error is logged and the batch left as it is: the claims run out and the
+    scheduler hands the enrollments out again, while the messages written before a
+    hand-off keep any of them from going out twice.
     """
     context = current()
-    now = utc_now()
-    for enrollment_id in enrollment_ids:
-        try:
-            context.runner.run(context.database, enrollment_id, now)
-        except Exception:
-            log.exception("enrollment %s failed; it will be claimed again", enrollment_id)
+    try:
+        context.runner.run_many(context.database, enrollment_ids, utc_now())
+    except Exception:
+        log.exception("enrollments %s failed; they will be claimed again", enrollment_ids)

@@ -16,7 +16,7 @@ from engine.sequences.program import compile_program
 from engine.sequences.runner import StepRunner
 from engine.wiring import Runtime
 from workers.broker import BROKER_URL_ENV
-from workers.throttle import RateLimitThrottle, rate_limiter_backend
+from workers.throttle import make_throttle
 
 WORKSPACE_ENV = "SALESCYCLE_WORKSPACE"
 
@@ -38,8 +38,8 @@ def open_context(runtime: Runtime) -> WorkerContext:
     """A runner over the runtime's sequences, templates and configured transport."""
     programs = {sequence.name: compile_program(sequence) for sequence in runtime.sequences}
     sending = runtime.settings.sending
-    backend = rate_limiter_backend(os.environ.get(BROKER_URL_ENV))
-    throttle = RateLimitThrottle(backend, sending.max_per_second, sending.max_per_domain_per_minute)
+    throttle = make_throttle(os.environ.get(BROKER_URL_ENV), sending.max_per_second,
+                             sending.max_per_domain_per_minute)  # fmt: skip
     builder = runtime.message_builder()
     transport = make_transport(runtime.settings, runtime.workspace.root)
     notifier = Notifier(builder, transport, runtime.secret_key, sending.timeout_seconds)

@@ -8,12 +8,9 @@ throttles are Dramatiq rate limiters (``workers/throttle.py``), behind ``Throttl
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
-
-from sqlalchemy import Connection, func, select
-
-from engine.storage.schema import messages
 
 
 @dataclass(frozen=True)
@@ -25,34 +22,13 @@ class SendLimits:
 
 
 class Throttle(Protocol):
-    """Admits a send to a recipient domain now, or says how long to wait."""
+    """Admits sends to recipient domains now, or says how long each must wait."""
 
-    def admit(self, recipient_domain: str) -> dt.timedelta | None: ...
+    def admit(self, recipient_domains: Sequence[str]) -> list[dt.timedelta | None]: ...
 
 
 class NoThrottle:
     """Admits everything (tests, and a provider without rate limits)."""
 
-    def admit(self, recipient_domain: str) -> dt.timedelta | None:
-        return None
-
-
-def earliest_allowed(
-    connection: Connection, limits: SendLimits, contact_id: int, from_email: str,
-    now: dt.datetime,
-) -> dt.datetime | None:  # fmt: skip
-    """When the caps next allow an email to this contact from this sender; ``None``: now."""
-    later = []
-    if limits.contact_gap is not None:
-        last = connection.execute(select(func.max(messages.c.sent_at)).where(
-            messages.c.contact_id == contact_id, messages.c.status == "sent")).scalar()  # fmt: skip
-        if last is not None and last + limits.contact_gap > now:
-            later.append(last + limits.contact_gap)
-    if limits.owner_daily_cap is not None:
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        today = connection.execute(select(func.count()).select_from(messages).where(
-            messages.c.from_email == from_email, messages.c.status == "sent",
-            messages.c.sent_at >= midnight)).scalar_one()  # fmt: skip
-        if today >= limits.owner_daily_cap:
-            later.append(midnight + dt.timedelta(days=1))
-    return max(later) if later else None
+    def admit(self, recipient_domains: Sequence[str]) -> list[dt.timedelta | None]:
+        return [None] * len(recipient_domains)

@@ -8,12 +8,13 @@ instants) is looked up once, and the driver gets plain tuples or dicts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Select, Table, bindparam, update
 from sqlalchemy.sql.dml import Insert, Update
 
 
@@ -42,6 +43,23 @@ def execute_many(
         else:
             params.append(dict(zip(names, values, strict=True)))
     connection.exec_driver_sql(compiled.string, params)
+
+
+def update_rows(
+    connection: Connection, table: Table, changes: Mapping[int, Mapping[str, Any]]
+) -> None:
+    """Apply ``{row id: {column: value}}`` with one statement per set of changed columns."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row_id, values in changes.items():
+        row = {f"new_{column}": value for column, value in values.items()}
+        shapes[tuple(sorted(values))].append({"row_id": row_id, **row})
+    for columns, rows in shapes.items():
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({column: bindparam(f"new_{column}") for column in columns})
+        )
+        execute_many(connection, statement, rows)
 
 
 def _remembering(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
