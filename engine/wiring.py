@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from engine.contacts import CRM_FILE, CrmMapping, load_mapping
+from engine.contacts.crm_webhook import CrmWebhookSender
 from engine.contacts.owners import OwnerProfile, read_owner_profiles
 from engine.durations import parse_duration
 from engine.errors import WorkspaceError
@@ -166,6 +167,13 @@ class Runtime:
         ensure_current(self.database)
         return self.database
 
+    @cached_property
+    def crm_webhook_sender(self) -> CrmWebhookSender | None:
+        """The outbound CRM webhook's sender; ``None`` without ``crm_webhook.url``."""
+        return CrmWebhookSender.from_settings(self.settings)
+
     def close(self) -> None:
         if "database" in self.__dict__:
             self.database.dispose()
+        if (sender := self.__dict__.get("crm_webhook_sender")) is not None:
+            sender.close()

@@ -1,4 +1,4 @@
-"""``salescycle contacts``: import a CRM export, show one contact."""
+"""``salescycle contacts``: import a CRM export, show one contact, erase one person."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from engine.cli.app import JsonOption, WorkspaceOption, app, print_json, stderr, stdout
+from engine.clock import utc_now
 from engine.contacts import CRM_FILE, ContactImporter, FileFormat, ImportSummary, find_contact
 from engine.contacts import load_mapping as load_crm_mapping
+from engine.contacts.erasure import erase_address
 from engine.wiring import Runtime
 
-contacts_app = typer.Typer(help="Contacts: import from your CRM, look one up.")
+contacts_app = typer.Typer(help="Contacts: import from your CRM, look one up, erase one.")
 app.add_typer(contacts_app, name="contacts")
 
 
@@ -157,3 +159,31 @@ def show_contact(
                          message["sequence"] or "-", message["step_id"] or "-",
                          message["subject"], message["status"])  # fmt: skip
         stdout.print(sent)
+
+
+@contacts_app.command("erase", epilog="Example: salescycle contacts erase pat@example.org --yes")
+def erase_contact(
+    email: Annotated[str, typer.Argument(help="The person's email address.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    workspace: WorkspaceOption = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a person: their contact, messages, events, enrollments and stage history.
+    Only a hash of the address is kept, so they are never emailed again. Raw webhook
+    bodies (the recovery log) are not touched."""
+    if not yes and not typer.confirm(f"Erase {email.strip().lower()} for good?"):
+        typer.echo("nothing erased", err=True)
+        raise typer.Exit(1)
+    runtime = Runtime.open(workspace)
+    try:
+        with runtime.ready_database().begin() as connection:
+            erasure = erase_address(connection, email, utc_now())
+    finally:
+        runtime.close()
+    if as_json:
+        print_json(erasure.as_dict())
+        return
+    found = "erased the contact" if erasure.contact else "no contact had this address"
+    stdout.print(f"{found}: {erasure.messages} messages, {erasure.events} events, "
+                 f"{erasure.enrollments} enrollments, {erasure.stage_changes} stage changes "
+                 f"removed; kept only the hashed suppression {erasure.email_hash}")  # fmt: skip

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
 from engine.clock import Clock, utc_now
 from engine.contacts.batches import PARALLEL_FROM_BYTES, read_batches, read_batches_in_child
@@ -17,7 +16,7 @@ from engine.contacts.mapping import CrmMapping, header_key
 from engine.contacts.normalise import Binding, ImportRow
 from engine.contacts.reader import FileFormat, detect_format
 from engine.contacts.rejects import RejectsWriter
-from engine.contacts.upsert import BatchOutcome, BatchUpserter, UpsertCounts
+from engine.contacts.upsert import BatchOutcome, UpsertCounts, upsert_batch
 from engine.errors import InputFileError
 from engine.stages import Pipeline
 
@@ -102,22 +101,10 @@ class ContactImporter:
 
     def _apply(self, rows: list[ImportRow], rejects: RejectsWriter) -> BatchOutcome:
         """Upsert one batch in one transaction; on a conflict, retry row by row."""
-        try:
-            outcome = self._upsert(rows)
-        except IntegrityError:
-            outcome = BatchOutcome()
-            for row in rows:
-                try:
-                    outcome.merge(self._upsert([row]))
-                except IntegrityError as exc:
-                    outcome.rejected.append((row, f"conflicts with stored data: {exc.orig}"))
+        outcome = upsert_batch(self.engine, self.pipeline, rows, self.clock())
         for row, reason in outcome.rejected:
             rejects.write(row.line, reason, row.raw)
         return outcome
-
-    def _upsert(self, rows: list[ImportRow]) -> BatchOutcome:
-        with self.engine.begin() as connection:
-            return BatchUpserter(connection, self.pipeline, self.clock()).apply(rows)
 
 
 def _rejects_header(file_format: FileFormat, header: list[str]) -> list[str]:

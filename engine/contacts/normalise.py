@@ -150,7 +150,7 @@ class RowNormaliser:
             stage=stage,
             attributes=_typed(cells, self._attributes),
             owner=_owner(owner_email, cells.get("owner.name", "")) if owner_email else None,
-            account=self._account(cells),
+            account=self.account(cells),
         )
 
     def _stage(self, value: str) -> str | None:
@@ -165,7 +165,8 @@ class RowNormaliser:
             self._stages[value] = stage
         return stage
 
-    def _account(self, cells: dict[str, str]) -> AccountValues | None:
+    def account(self, cells: dict[str, str]) -> AccountValues | None:
+        """The account ``cells`` describe (keyed by CRM id, else domain, else name), if any."""
         crm_id, name = cells.get("account.crm_id", ""), cells.get("account.name", "")
         domain = _domain(cells.get("account.domain", ""))
         if crm_id:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    Engine,
     Table,
     bindparam,
     func,
@@ -23,8 +24,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from engine.contacts.normalise import AccountValues, ImportRow
+from engine.contacts.suppressions import erased_among
 from engine.stages import Pipeline, StageChange, record_stage_changes
 from engine.storage.bulk import execute_many
 from engine.storage.schema import accounts, contacts, owners
@@ -69,6 +72,28 @@ class BatchOutcome(UpsertCounts):
         self.rejected.extend(other.rejected)
 
 
+def upsert_batch(
+    engine: Engine, pipeline: Pipeline, rows: list[ImportRow], now: datetime
+) -> BatchOutcome:
+    """Upsert one batch in one transaction; on a conflict with stored data, one
+    transaction per row, so the good rows go in and each conflicting one is rejected."""
+
+    def upsert(part: list[ImportRow]) -> BatchOutcome:
+        with engine.begin() as connection:
+            return BatchUpserter(connection, pipeline, now).apply(part)
+
+    try:
+        return upsert(rows)
+    except IntegrityError:
+        outcome = BatchOutcome()
+        for row in rows:
+            try:
+                outcome.merge(upsert([row]))
+            except IntegrityError as exc:
+                outcome.rejected.append((row, f"conflicts with stored data: {exc.orig}"))
+        return outcome
+
+
 class BatchUpserter:
     """Applies one batch inside the caller's transaction."""
 
@@ -81,8 +106,13 @@ class BatchUpserter:
     def apply(self, rows: Sequence[ImportRow]) -> BatchOutcome:
         """Upsert ``rows`` (already free of duplicates within the file)."""
         owner_ids = self._owners(rows)
-        account_ids = self._accounts(rows)
+        account_ids = self._accounts(row.account for row in rows if row.account is not None)
         self._contacts(rows, owner_ids, account_ids)
+        return self.outcome
+
+    def apply_accounts(self, values: Iterable[AccountValues]) -> BatchOutcome:
+        """Upsert accounts on their own (without contacts)."""
+        self._accounts(values)
         return self.outcome
 
     # owners -----------------------------------------------------------------
@@ -114,14 +144,12 @@ class BatchUpserter:
 
     # accounts ---------------------------------------------------------------
 
-    def _accounts(self, rows: Sequence[ImportRow]) -> dict[tuple[str, str], int]:
+    def _accounts(self, described: Iterable[AccountValues]) -> dict[tuple[str, str], int]:
         wanted: dict[tuple[str, str], AccountValues] = {}
-        for row in rows:
-            if row.account is None:
-                continue
-            current = wanted.setdefault(row.account.key, AccountValues(row.account.key, {}, {}))
-            current.fields.update(row.account.fields)
-            current.attributes.update(row.account.attributes)
+        for account in described:
+            current = wanted.setdefault(account.key, AccountValues(account.key, {}, {}))
+            current.fields.update(account.fields)
+            current.attributes.update(account.attributes)
         stored = self._stored_accounts(wanted)
         ids: dict[tuple[str, str], int] = {}
         new_rows, changed = [], []
@@ -183,6 +211,7 @@ class BatchUpserter:
         account_ids: dict[tuple[str, str], int],
     ) -> None:
         by_crm, by_email = self._stored_contacts(rows)
+        erased = erased_among(self.connection, (row.email for row in rows))
         targeted: dict[int, int] = {}
         new_rows: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []
@@ -191,6 +220,8 @@ class BatchUpserter:
             existing, conflict = _match(row, by_crm, by_email)
             if existing is not None and existing["id"] in targeted:
                 conflict = f"matches the same contact as line {targeted[existing['id']]}"
+            if row.email in erased:
+                conflict = "the person at this address asked to be erased; not imported"
             if conflict is not None:
                 self.outcome.rejected.append((row, conflict))
                 continue

@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
 )
 
+from engine.contacts.suppressions import suppressed_among
 from engine.sequences.limits import SendLimits
 from engine.sequences.model import STAGE_CHANGED, Sequence, SequenceKind
 from engine.sequences.records import Enrolled, MessageStatus
@@ -35,7 +36,6 @@ from engine.storage.schema import (
     messages,
     owners,
     stage_history,
-    suppressions,
 )
 
 _REPLIED = "replied"
@@ -77,10 +77,7 @@ class RunBatch:
                    if s in sequences]  # fmt: skip
         batch._read_exit_facts(connection, contact_ids, running)
         emails = {str(e.contact["email"]).lower() for e in batch.enrolled}
-        batch.suppressed = set(
-            connection.execute(select(suppressions.c.email).where(suppressions.c.email.in_(emails)))
-            .scalars()
-        )  # fmt: skip
+        batch.suppressed = suppressed_among(connection, emails)  # plain or erased (hashed)
         ids = [e.id for e in batch.enrolled]
         for row in connection.execute(select(messages).where(messages.c.enrollment_id.in_(ids))):
             batch.messages[str(row.idempotency_key)] = dict(row._mapping)

@@ -1,17 +1,14 @@
 """Notify steps: a short email to the contact's owner, or a signed outbound webhook.
 
-A webhook (for example one that creates a task in the CRM) receives a JSON body and
-``X-Salescycle-Timestamp`` and ``X-Salescycle-Signature: sha256=HEX``, the HMAC-SHA256
-of ``TIMESTAMP.BODY`` with the workspace's secret key, so the receiver can tell the
-request came from us and is fresh. Each notification goes out once per enrollment and
+A webhook (for example one that creates a task in the CRM) receives a JSON body signed
+with the workspace's secret key as ``engine.signing`` describes, so the receiver can tell
+the request came from us and is fresh. Each notification goes out once per enrollment and
 step (kept in the messages table like an email).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +18,7 @@ from sqlalchemy import Connection, insert, select
 
 from engine.delivery.transport import RetryableError, Transport
 from engine.sequences.model import NotifyStep, Sequence
+from engine.signing import signed_headers, verify_signature
 from engine.storage.schema import messages
 from engine.templating import MessageBuilder
 
@@ -72,10 +70,7 @@ class Notifier:
 
     def _post(self, url: str, payload: dict[str, Any], now: dt.datetime) -> None:
         body = orjson.dumps(payload)
-        timestamp = str(int(now.timestamp()))
-        signature = hmac.new(self._secret, timestamp.encode() + b"." + body, hashlib.sha256)
-        headers = {"Content-Type": "application/json", "X-Salescycle-Timestamp": timestamp,
-                   "X-Salescycle-Signature": f"sha256={signature.hexdigest()}"}  # fmt: skip
+        headers = signed_headers(self._secret, body, now)
         try:
             answer = httpx2.post(url, content=body, headers=headers, timeout=self._timeout)
         except httpx2.HTTPError as exc:
@@ -86,7 +81,4 @@ class Notifier:
             )
 
 
-def verify_signature(secret: bytes, timestamp: str, body: bytes, header: str) -> bool:
-    """What a receiver does: recompute the signature and compare in constant time."""
-    expected = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(f"sha256={expected}", header)
+__all__ = ["Notifier", "verify_signature"]  # verify_signature: kept importable from here

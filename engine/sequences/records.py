@@ -11,17 +11,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
+from engine.contacts.suppressions import add_suppressions
 from engine.delivery.message import OutboundMessage
 from engine.sequences.model import SendStep
 from engine.stages import StageChange, record_stage_changes
 from engine.storage.schema import (
     contacts,
     messages,
-    suppressions,
 )
 from engine.templating import ThreadParent
 from engine.vocabulary import EnrollmentStatus, StageCause
@@ -102,13 +101,10 @@ def move_stage(connection: Connection, enrolled: Enrolled, stage: str, now: dt.d
 def suppress(
     connection: Connection, email: str, reason: str, detail: str, now: dt.datetime
 ) -> None:
-    try:
-        with connection.begin_nested():
-            connection.execute(insert(suppressions).values(
-                email=email.lower(), reason=reason, source="transport", detail=detail,
-                created_at=now))  # fmt: skip
-    except IntegrityError:
-        pass  # already suppressed
+    """Suppress an address the transport refused (unless it already is)."""
+    add_suppressions(connection, [{"email": email.lower(), "reason": reason,
+                                   "source": "transport", "detail": detail,
+                                   "created_at": now}])  # fmt: skip
 
 
 def thread_parent(parent: Mapping[str, Any] | None) -> ThreadParent | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -12,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -27,6 +29,10 @@ SECRET_SETTINGS = {
     "secret_key": "SALESCYCLE_SECRET_KEY",
     "sendgrid_api_key": "SENDGRID_API_KEY",
     "smtp_password": "SALESCYCLE_SMTP_PASSWORD",
+    "sendgrid_webhook_public_key": "SALESCYCLE_SENDGRID_WEBHOOK_PUBLIC_KEY",
+    "inbound_secret": "SALESCYCLE_INBOUND_SECRET",
+    "api_token": "SALESCYCLE_API_TOKEN",
+    "crm_webhook_secret": "SALESCYCLE_CRM_WEBHOOK_SECRET",
 }
 
 
@@ -152,6 +158,53 @@ class ImportSettings(BaseModel):
     batch_size: int = Field(default=2000, ge=1, le=100_000)
 
 
+class WebSettings(BaseModel):
+    """Limits of `salescycle serve`: request body sizes and the webhook clock skew allowed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # SendGrid posts event batches of at most 768 KB; a little room above that.
+    events_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # SendGrid Inbound Parse refuses mail over 30 MB.
+    inbound_max_bytes: int = Field(default=30 * 1024 * 1024, ge=1024)
+    # A signed event batch older (or newer) than this is refused as a replay.
+    signature_tolerance_seconds: int = Field(default=600, ge=1, le=86_400)
+
+
+class CrmWebhookSettings(BaseModel):
+    """The outbound CRM webhook: stage changes and replies POSTed, signed, to ``url``.
+
+    The signing secret is SALESCYCLE_CRM_WEBHOOK_SECRET; without a url nothing is sent
+    and the changes wait in the outbox (``salescycle crm outbox``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    # Seconds to wait for the receiver to connect and to answer one change.
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # A refused change waits this long, doubling with each attempt up to the maximum.
+    retry_first_seconds: float = Field(default=30.0, gt=0, le=86_400)
+    retry_max_seconds: float = Field(default=3600.0, gt=0, le=7 * 86_400)
+    # After this many 4xx answers (other than 408 and 429) a change is marked failed.
+    max_refusals: int = Field(default=3, ge=1, le=100)
+
+    @field_validator("url")
+    @classmethod
+    def _https_or_loopback(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme == "https" and parts.hostname:
+            return value.strip()
+        if parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1"):
+            return value.strip()
+        raise ValueError(
+            f"'{value}' is not an https URL; use https://crm.example.com/hook "
+            "(plain http only for localhost or 127.0.0.1)"
+        )
+
+
 class Settings(BaseSettings):
     """Everything configurable about one workspace's engine."""
 
@@ -166,6 +219,8 @@ class Settings(BaseSettings):
     sending: SendingSettings = SendingSettings()
     sequences: SequenceSettings = SequenceSettings()
     imports: ImportSettings = ImportSettings()
+    web: WebSettings = WebSettings()
+    crm_webhook: CrmWebhookSettings = CrmWebhookSettings()
 
     # env_only: never offered as a key of config/settings.yaml (see SECRET_SETTINGS)
     secret_key: SecretStr | None = Field(default=None, json_schema_extra={"env_only": True})
@@ -175,12 +230,21 @@ class Settings(BaseSettings):
         json_schema_extra={"env_only": True},
     )
     smtp_password: SecretStr | None = Field(default=None, json_schema_extra={"env_only": True})
+    # the Event Webhook's verification key, base64 as SendGrid's settings page shows it
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, json_schema_extra={"env_only": True}
+    )
+    inbound_secret: SecretStr | None = Field(default=None, json_schema_extra={"env_only": True})
+    api_token: SecretStr | None = Field(default=None, json_schema_extra={"env_only": True})
+    # signs the CRM webhook's requests (the receiver holds the same secret)
+    crm_webhook_secret: SecretStr | None = Field(default=None, json_schema_extra={"env_only": True})
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "crm_webhook_secret")
     @classmethod
-    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+    def _long_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < 16:
-            raise ValueError("SALESCYCLE_SECRET_KEY must be at least 16 characters (use 32 random)")
+            variable = SECRET_SETTINGS[str(info.field_name)]
+            raise ValueError(f"{variable} must be at least 16 characters (use 32 random)")
         return value
 
     @field_validator("default_timezone")

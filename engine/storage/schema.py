@@ -223,3 +223,36 @@ leases = Table(
     Column("holder", String(128), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+
+# Changes the CRM must hear of, written in the transaction that made them and POSTed by
+# engine.contacts.crm_webhook. ``contact_id`` has no foreign key on purpose: the rows
+# outlive an erased contact (they carry no personal data; the contact is read at sending).
+crm_outbox = Table(
+    "crm_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("contact_id", Integer, nullable=False),
+    Column("payload", json_type(), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # when to try next; NULL once given up (the receiver refused it too often)
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    # the undelivered rows in id order (due or not, from the index); each contact's, in order
+    Index(
+        "ix_crm_outbox_undelivered",
+        "id",
+        "next_attempt_at",
+        sqlite_where=text("delivered_at IS NULL"),
+        postgresql_where=text("delivered_at IS NULL"),
+    ),
+    Index(
+        "ix_crm_outbox_undelivered_contact",
+        "contact_id",
+        "id",
+        sqlite_where=text("delivered_at IS NULL"),
+        postgresql_where=text("delivered_at IS NULL"),
+    ),
+)
