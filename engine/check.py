@@ -23,7 +23,7 @@ from engine.templating import (
     template_problems,
 )
 from engine.tracking import TokenSigner, TrackingLinks
-from engine.workspace import Workspace, declared_names
+from engine.workspace import Workspace, declared_names, line_of, load_yaml, suggest
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,27 @@ def check_workspace(workspace: Workspace) -> CheckResult:
     problems += _template_problems(
         catalog, settings or Settings.model_construct(), fields, profiles
     )
-    problems += sequence_problems
+    problems += sequence_problems + _transition_sequence_problems(workspace, sequences)
     checked = [SETTINGS_FILE, STAGES_FILE, CRM_FILE, OWNERS_FILE]
     for folder in (SEGMENTS_DIR, TEMPLATES_DIR, SEQUENCES_DIR):
         files = (p for p in (workspace.root / folder).rglob("*.*")
                  if p.is_file() and not p.name.startswith("."))  # fmt: skip
         checked += sorted(workspace.shown(path) for path in files)
     return CheckResult(checked, sorted(set(problems)))
+
+
+def _transition_sequence_problems(workspace: Workspace, sequences: set[str]) -> list[Problem]:
+    """A transition rule's ``sequence:`` must name a sequence of config/sequences/."""
+    data, _ = load_yaml(workspace.root / STAGES_FILE, STAGES_FILE)  # its problems: read_pipeline's
+    rules = data.get("transitions") if isinstance(data, dict) else None
+    problems = []
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        name = rule.get("sequence") if isinstance(rule, dict) else None
+        if isinstance(name, str) and name not in sequences:
+            line = line_of(data, ["transitions", index, "sequence"])
+            message = f"unknown sequence '{name}' in transition; {suggest(name, sorted(sequences))}"
+            problems.append(Problem(STAGES_FILE, line, message))
+    return problems
 
 
 def _template_problems(

@@ -61,6 +61,14 @@ MISTAKES = [
         ("unknown stage 'pitchng'", "did you mean 'pitching'", f"valid: {STAGE_IDS}"),
     ),
     Mistake(
+        "unknown-sequence-in-transition",
+        "stages.yaml",
+        "{on: clicked, link: booking,",
+        "{on: clicked, sequence: conecting-outreach, link: booking,",
+        "sequence: conecting-outreach",
+        ("unknown sequence 'conecting-outreach'", "did you mean 'connecting-outreach'"),
+    ),
+    Mistake(
         "unknown-event",
         "stages.yaml",
         "{on: replied, from: [research, prospecting, connecting]",

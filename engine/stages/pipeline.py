@@ -38,6 +38,7 @@ class TransitionSpec(BaseModel):
     from_: list[str] | None = Field(default=None, alias="from")
     link: str | None = None
     intent: ReplyIntent | None = None
+    sequence: str | None = None  # only events about this sequence's messages
     forward_only: bool = True
 
 
