@@ -26,6 +26,19 @@ class LoopReport:
 
 
 @dataclass
+class Chore:
+    """Work the elected scheduler does now and then, e.g. sweeping the webhook inbox."""
+
+    name: str
+    every: dt.timedelta
+    run: Callable[[dt.datetime], object]
+    last: dt.datetime | None = None
+
+    def due(self, now: dt.datetime) -> bool:
+        return self.last is None or now - self.last >= self.every
+
+
+@dataclass
 class SchedulerLoop:
     """Elect, enroll by trigger now and then, claim what is due, hand it to the workers."""
 
@@ -38,6 +51,7 @@ class SchedulerLoop:
     enroll_every: dt.timedelta = dt.timedelta(minutes=1)
     tick_seconds: float = 1.0
     idle_horizon: dt.timedelta = dt.timedelta(minutes=2)
+    chores: list[Chore] = field(default_factory=list)
     scheduler: Scheduler = field(init=False)
     _enrolled_at: dt.datetime | None = field(default=None, init=False)
 
@@ -60,8 +74,19 @@ class SchedulerLoop:
         for batch in batches(ids, self.batch_size):
             self.dispatch(batch)
         report.claimed += len(ids)
+        self._chores(now)
         self.settle()
         return len(ids)
+
+    def _chores(self, now: dt.datetime) -> None:
+        for chore in self.chores:
+            if not chore.due(now):
+                continue
+            chore.last = now
+            try:
+                chore.run(now)
+            except Exception:  # a chore's failure must not stop sending; it runs again later
+                log.exception("scheduler chore %s failed", chore.name)
 
     def run(self, until_idle: bool = False, stop: Callable[[], bool] = lambda: False) -> LoopReport:
         """Tick until stopped; with ``until_idle``, until nothing is due within ``idle_horizon``

@@ -2,15 +2,19 @@
 
 from engine.cli import (  # noqa: F401  (each module registers its commands)
     contacts_commands,
+    crm_commands,
     db_commands,
     demo_commands,
     dev_commands,
     enroll_commands,
     enrollments_commands,
+    events_commands,
     pipeline_commands,
     run_commands,
     segments_commands,
     sequences_commands,
+    serve_commands,
+    suppress_commands,
     templates_commands,
     workspace_commands,
 )

@@ -20,8 +20,13 @@ def run(
         bool, typer.Option(help="Stop once nothing more is due now (for scripts and demos).")
     ] = False,
     threads: Annotated[int, typer.Option(help="Worker threads.")] = 4,
+    host: Annotated[str, typer.Option(help="Address the web app listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the web app.", min=1, max=65535)] = 8000,
+    web: Annotated[
+        bool, typer.Option(help="Serve the web app (webhooks, tracking links) meanwhile.")
+    ] = True,
 ) -> None:
-    """Run the scheduler and the workers in this process (SQLite, the stub broker).
+    """Run the scheduler, the workers and the web app in this process (the stub broker).
 
     Sends through the transport in config/settings.yaml (sending.transport: outbox by
     default, .eml files in var/outbox/). Ctrl+C stops it cleanly.
@@ -31,7 +36,8 @@ def run(
     runtime = Runtime.open(workspace)
     stopping = _stop_on_signals()
     try:
-        report = run_embedded(runtime, until_idle=until_idle, threads=threads, stop=stopping.is_set)
+        report = run_embedded(runtime, until_idle=until_idle, threads=threads,
+                              stop=stopping.is_set, web=(host, port) if web else None)  # fmt: skip
     finally:
         runtime.close()
     _print_report(report)
@@ -41,8 +47,9 @@ def run(
 def scheduler(workspace: WorkspaceOption = Path()) -> None:
     """Enroll by trigger and hand due steps to Dramatiq workers over Redis.
 
-    Start the workers with `dramatiq workers.actors` (same SALESCYCLE_WORKSPACE and
-    SALESCYCLE_BROKER_URL). Several schedulers may run: a database lease elects one.
+    Start the workers with `dramatiq workers.actors workers.inbox` (same
+    SALESCYCLE_WORKSPACE and SALESCYCLE_BROKER_URL). Several schedulers may run: a
+    database lease elects one.
     """
     from dramatiq.brokers.stub import StubBroker
 
@@ -50,6 +57,8 @@ def scheduler(workspace: WorkspaceOption = Path()) -> None:
     from engine.errors import ConfigurationError
     from workers.actors import run_enrollments
     from workers.broker import BROKER_URL_ENV, broker
+    from workers.chores import standard_chores
+    from workers.inbox import process_inbox
     from workers.loop import SchedulerLoop
 
     if isinstance(broker, StubBroker):
@@ -59,7 +68,9 @@ def scheduler(workspace: WorkspaceOption = Path()) -> None:
     stopping = _stop_on_signals()
     stderr.print("scheduler started (Ctrl+C stops it)")
     try:
-        loop = SchedulerLoop(runtime, dispatch=lambda ids: run_enrollments.send(ids), clock=utc_now)
+        chores = standard_chores(runtime, process_inbox.send)
+        loop = SchedulerLoop(runtime, dispatch=lambda ids: run_enrollments.send(ids),
+                             clock=utc_now, chores=chores)  # fmt: skip
         report = loop.run(stop=stopping.is_set)
     finally:
         runtime.close()
