@@ -6,9 +6,9 @@ Run from the repository root::
     python bench/webhooks.py --quick    # 10 batches
 
 A fresh starter workspace, 2,000 contacts from ``examples/generate_crm.py`` and one sent
-message each; SendGrid-shaped events about those messages (processed, delivered, open,
-click, and a bounce or unsubscribe now and then), from ``engine.devtools.events_for``,
-signed as SendGrid's Signed Event Webhook signs them.
+message each; SendGrid-shaped events about those messages (processed, delivered; an open
+and a click minutes later; a bounce or unsubscribe now and then), from
+``engine.devtools.events_for``, signed as SendGrid's Signed Event Webhook signs them.
 
 (a) Accepted: ``salescycle serve`` in its own process (uvicorn), the batches POSTed over
 loopback by two client threads; events/s from the first POST to the last 200 (each
@@ -121,13 +121,16 @@ def seed_messages(runtime: Runtime, csv: Path, work: Path) -> list[AcceptedMail]
 def batches_of_events(mails: list[AcceptedMail], count: int, seed: int) -> list[bytes]:
     """``count`` JSON bodies of BATCH_EVENTS events each, about the seeded messages."""
     rng, at = random.Random(seed), datetime.now(UTC) - dt.timedelta(minutes=5)
-    everyday = ["processed", "delivered", "open", "click"]
     stream: list[dict[str, Any]] = []
     while len(stream) < count * BATCH_EVENTS:
         mail = rng.choice(mails)
         rare = rng.random()
-        kinds = everyday + (["bounce"] if rare < 0.01 else ["unsubscribe"] if rare < 0.02 else [])
-        stream.extend(events_for(mail, kinds, at, rng))
+        stream.extend(events_for(mail, ["processed", "delivered"], at, rng))
+        # a person opens and clicks minutes later (a scanner would within seconds)
+        later = at + dt.timedelta(minutes=rng.randint(2, 120))
+        kinds = ["open", "click"] + (["bounce"] if rare < 0.01 else [])
+        kinds += ["unsubscribe"] if 0.01 <= rare < 0.02 else []
+        stream.extend(events_for(mail, kinds, later, rng))
     return [orjson.dumps(stream[i * BATCH_EVENTS : (i + 1) * BATCH_EVENTS]) for i in range(count)]
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import orjson
 import pytest
 import sendgrid
 from _support import outbound_message
@@ -29,7 +30,8 @@ from python_http_client.exceptions import (
 from sendgrid.helpers.mail import CustomArg, Mail
 
 from engine.delivery import Address, OutboundMessage, to_mail_send
-from engine.delivery.sendgrid_schema import mail_send_validator
+from engine.delivery.sendgrid import mail_send_json, mail_send_problems
+from engine.delivery.sendgrid_schema import mail_send_schema, mail_send_validator
 from engine.devtools import Faults, SendGridSink
 from engine.errors import ConfigurationError
 
@@ -490,3 +492,41 @@ def test_serve_runs_in_the_foreground_of_another_process(tmp_path: Path) -> None
 
 def test_the_schema_is_loaded_once() -> None:
     assert mail_send_validator() is mail_send_validator()
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b: b,
+        lambda b: b.pop("from"),
+        lambda b: b.update({"from": {"email": 5}}),
+        lambda b: b.update({"from": {"email": "not an address"}}),
+        lambda b: b.update({"personalizations": []}),
+        lambda b: b["personalizations"][0].update({"to": [{"name": "no address"}]}),
+        lambda b: b.update({"subject": ["a", "list"]}),
+        lambda b: b.update({"content": [{"type": "text/plain"}]}),
+        lambda b: b.update({"send_at": "tomorrow"}),
+        lambda b: b.update({"unknown_field": True}),
+    ],
+    ids=[
+        "valid",
+        "no-from",
+        "from-number",
+        "from-bad-format",
+        "no-personalizations",
+        "to-without-email",
+        "subject-list",
+        "content-without-value",
+        "send_at-text",
+        "unknown-field",
+    ],
+)
+def test_the_fast_check_and_the_reference_validator_agree(mutate: Any) -> None:
+    schema = mail_send_schema()
+    body = orjson.loads(mail_send_json(outbound_message()))
+    mutate(body)
+
+    reference_valid = not list(schema.validator.iter_errors(body))
+
+    assert schema.quick.is_valid(body) == reference_valid
+    assert (schema.errors(body) == []) == (reference_valid and not mail_send_problems(body))

@@ -4,8 +4,10 @@ the transport that posts it.
 The body is built with the ``sendgrid`` package's mail helpers; names and addresses
 are set on the helper objects directly, since their constructors parse every address
 again with ``email.utils`` (a third of the cost of a message). The transport posts it
-with a pooled ``httpx2`` client rather than the package's own, which opens a connection
-per request and has no timeout.
+through a ``urllib3`` connection pool rather than the package's own client, which opens a
+connection per request and has no timeout (urllib3 rather than httpx: at a thousand
+messages a second its 0.2 ms of CPU a request against httpx's 0.36 ms is a tenth of the
+budget).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import contextlib
 import json
 import re
 import time
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
-import httpx2
 import orjson
+import urllib3
 from sendgrid.helpers.mail import (
     Content,
     CustomArg,
@@ -145,7 +148,15 @@ _MAIL_SEND_PATH = "/v3/mail/send"
 _RECIPIENT_FIELD = re.compile(r"^personalizations(\.|\[)?\d*\]?\.(to|cc|bcc)\b.*\bemail$")
 _INVALID_EMAIL = re.compile(r"(invalid|not (contain )?a valid)\b.*\b(e-?mail|address)", re.I)
 _MAX_BODY_IN_ERROR = 2000  # characters of a refusal's body kept in the error message
-_AMBIGUOUS = (httpx2.ReadTimeout, httpx2.WriteTimeout, httpx2.ReadError, httpx2.WriteError)
+# Failures before the request could have been read: nothing was taken, send it again.
+_NOT_SENT = (
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.ConnectTimeoutError,
+    urllib3.exceptions.NameResolutionError,
+    urllib3.exceptions.EmptyPoolError,
+)
+# Failures after the request went out: SendGrid may have taken the message.
+_AMBIGUOUS = (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError)
 
 
 class SendGridTransport:
@@ -171,30 +182,26 @@ class SendGridTransport:
         self._url = f"{host.rstrip('/')}{_MAIL_SEND_PATH}"
         self._sandbox = sandbox
         self._categories = list(categories)
-        self._client = httpx2.Client(
-            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
-            timeout=httpx2.Timeout(connect=timeout, read=timeout, write=timeout, pool=timeout),
-            # expire idle connections before a server's usual 5 s keep-alive does, so a
-            # request is not written into a connection the server is closing
-            limits=httpx2.Limits(
-                max_connections=20, max_keepalive_connections=20, keepalive_expiry=4.0
-            ),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._headers = {"Authorization": f"Bearer {api_key}",
+                         "Content-Type": "application/json"}  # fmt: skip
+        self._pool = urllib3.connection_from_url(
+            self._url, maxsize=20, retries=False,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        )  # fmt: skip
 
     def send(self, message: OutboundMessage) -> HandOff:
         body = self._body(message)
         try:
-            response = self._client.post(self._url, content=body)
-        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+            response = self._pool.urlopen("POST", self._url, body=body, headers=self._headers,
+                                          redirect=False, preload_content=True)  # fmt: skip
+        except _NOT_SENT as exc:
             raise RetryableError(f"cannot reach SendGrid at {self._url}: {_describe(exc)}") from exc
-        except (*_AMBIGUOUS, httpx2.RemoteProtocolError) as exc:
+        except _AMBIGUOUS as exc:
             raise AmbiguousError(
                 f"SendGrid at {self._url} did not answer after the request was sent "
                 f"({_describe(exc)}); it may have taken the message"
             ) from exc
-        except httpx2.TransportError as exc:
+        except urllib3.exceptions.HTTPError as exc:
             raise RetryableError(f"cannot reach SendGrid at {self._url}: {_describe(exc)}") from exc
         return self._outcome(response)
 
@@ -203,7 +210,7 @@ class SendGridTransport:
         return None
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()
 
     def _body(self, message: OutboundMessage) -> bytes:
         body = to_mail_send(message)
@@ -213,8 +220,8 @@ class SendGridTransport:
             body.setdefault("mail_settings", {})["sandbox_mode"] = {"enable": True}
         return orjson.dumps(body)
 
-    def _outcome(self, response: httpx2.Response) -> HandOff:
-        status = response.status_code
+    def _outcome(self, response: urllib3.BaseHTTPResponse) -> HandOff:
+        status = response.status
         if 200 <= status < 300:  # 202; 200 in sandbox mode
             return HandOff(self.name, provider_message_id=response.headers.get("X-Message-Id"))
         said = f"SendGrid refused the message: {status} {self._shown(response)}"
@@ -233,13 +240,13 @@ class SendGridTransport:
             invalid_address=any(_names_recipient(error) for error in errors),
         )
 
-    def _shown(self, response: httpx2.Response) -> str:
+    def _shown(self, response: urllib3.BaseHTTPResponse) -> str:
         """The response body as text, shortened, with the API key blanked should it echo it."""
-        text = response.text[:_MAX_BODY_IN_ERROR] or "(no body)"
+        text = response.data.decode("utf-8", "replace")[:_MAX_BODY_IN_ERROR] or "(no body)"
         return text.replace(self._api_key, "[SENDGRID_API_KEY]")
 
 
-def retry_after(headers: httpx2.Headers, now: float) -> float | None:
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     """Seconds to wait after a 429: Retry-After (seconds or a date), else X-RateLimit-Reset."""
     if (value := headers.get("Retry-After")) is not None:
         with contextlib.suppress(ValueError):
@@ -252,10 +259,10 @@ def retry_after(headers: httpx2.Headers, now: float) -> float | None:
     return None
 
 
-def _api_errors(response: httpx2.Response) -> list[dict[str, Any]]:
+def _api_errors(response: urllib3.BaseHTTPResponse) -> list[dict[str, Any]]:
     """SendGrid's ``{"errors": [{"message", "field", "help"}]}``, or none when it is not that."""
     try:
-        errors = orjson.loads(response.content).get("errors")
+        errors = orjson.loads(response.data).get("errors")
     except (orjson.JSONDecodeError, AttributeError):
         return []
     if not isinstance(errors, list):

@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import orjson
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry
@@ -27,16 +28,44 @@ MAIL_SEND_PATH = "/v3/mail/send"
 OPENAPI_FILE = Path(__file__).with_name("tsg_mail_v3.yaml")
 
 
+@dataclass(frozen=True)
+class MailSendSchema:
+    """The Mail Send request schema, twice: ``validator`` (jsonschema) words each error as
+    the reference does; ``quick`` (jsonschema-rs, a few hundred times faster) answers
+    whether a body is valid at all, so a valid body never pays for the words."""
+
+    validator: Draft202012Validator
+    quick: Any
+
+    def errors(self, body: object) -> list[ApiError]:
+        """Every reason SendGrid would refuse ``body``: its schema, then its documented limits."""
+        if self.quick.is_valid(body):
+            errors = []
+        else:  # the reference decides, and says why
+            errors = [_schema_error(error) for error in self.validator.iter_errors(body)]
+        if not isinstance(body, dict):
+            return errors
+        # A shape the limits cannot read (a list where an object belongs): the schema said so.
+        with contextlib.suppress(AttributeError, TypeError):
+            errors += [ApiError(problem) for problem in mail_send_problems(body)]
+        return errors
+
+
 def mail_send_validator(openapi: Path | None = None) -> Draft202012Validator:
     """The validator of the POST /v3/mail/send JSON body, loaded once per file."""
+    return mail_send_schema(openapi).validator
+
+
+def mail_send_schema(openapi: Path | None = None) -> MailSendSchema:
+    """Both validators of the POST /v3/mail/send JSON body, loaded once per file."""
     path = (openapi or OPENAPI_FILE).resolve()
     if not path.is_file():
         raise ConfigurationError(f"SendGrid's Mail Send OpenAPI file is not at {path}")
-    return _load_validator(path)
+    return _load_schema(path)
 
 
 @cache
-def _load_validator(path: Path) -> Draft202012Validator:
+def _load_schema(path: Path) -> MailSendSchema:
     # OpenAPI 3.1 schemas are JSON Schema 2020-12. The request body uses no OpenAPI-only
     # keyword (`nullable` is only in the error responses), so nothing has to be stripped.
     document: Any = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
@@ -52,11 +81,16 @@ def _load_validator(path: Path) -> Draft202012Validator:
     Draft202012Validator.check_schema(schema)
     base = "urn:sendgrid:tsg-mail-v3"
     registry: Registry[Any] = Registry().with_resource(base, DRAFT202012.create_resource(document))
-    return Draft202012Validator(
+    validator = Draft202012Validator(
         {"$ref": f"{base}{pointer}/content/application~1json/schema"},
         registry=registry.crawl(),
         format_checker=Draft202012Validator.FORMAT_CHECKER,
     )
+    # the request schema's $refs point into the document's components: carry them along
+    quick = jsonschema_rs.Draft202012Validator(
+        {**schema, "components": document["components"]}, validate_formats=True
+    )
+    return MailSendSchema(validator, quick)
 
 
 @dataclass(frozen=True)
@@ -68,17 +102,6 @@ class ApiError:
 
     def to_json(self) -> dict[str, str | None]:
         return {"message": self.message, "field": self.field, "help": None}
-
-
-def mail_send_errors(body: object, validator: Draft202012Validator) -> list[ApiError]:
-    """Every reason SendGrid would refuse ``body``: its schema, then its documented limits."""
-    errors = [_schema_error(error) for error in validator.iter_errors(body)]
-    if not isinstance(body, dict):
-        return errors
-    # A shape the limits cannot read (a list where an object belongs): the schema said so.
-    with contextlib.suppress(AttributeError, TypeError):
-        errors += [ApiError(problem) for problem in mail_send_problems(body)]
-    return errors
 
 
 def _schema_error(error: ValidationError) -> ApiError:

@@ -47,8 +47,7 @@ from engine.clock import Clock, utc_now
 from engine.delivery.sendgrid_schema import (
     MAIL_SEND_PATH,
     ApiError,
-    mail_send_errors,
-    mail_send_validator,
+    mail_send_schema,
 )
 from engine.errors import ConfigurationError, SalescycleError
 
@@ -261,7 +260,7 @@ class SendGridSink:
     ) -> None:
         self._api_key = api_key
         self._max_body_bytes = max_body_bytes
-        self._validator = mail_send_validator(openapi)
+        self._schema = mail_send_schema(openapi)
         self._clock = clock
         self._host, self._port = host, port
         self._ledger = _Ledger(record_file)
@@ -496,7 +495,7 @@ def _judge(sink: SendGridSink, raw: bytes | None, delayed: bool) -> Response:
     except orjson.JSONDecodeError as exc:
         sink._count(Outcome.INVALID, delayed)
         return _errors(400, [ApiError(f"the request body is not valid JSON: {exc}")])
-    if errors := mail_send_errors(body, sink._validator):
+    if errors := sink._schema.errors(body):
         sink._count(Outcome.INVALID, delayed)
         return _errors(400, errors)
     provider_id = sink._accept(body, delayed)
