@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from engine.contacts import CRM_FILE, read_mapping
 from engine.contacts.owners import OWNERS_FILE, OwnerProfile, read_owner_profiles
 from engine.errors import Problem
+from engine.replies import REPLIES_FILE, read_reply_rules
 from engine.segments import SEGMENTS_DIR, FieldSpec, field_specs, read_segments
 from engine.segments.parsing import SegmentParser
 from engine.sequences import SEQUENCES_DIR, References, read_sequences, sequence_names
@@ -63,7 +64,8 @@ def check_workspace(workspace: Workspace) -> CheckResult:
         catalog, settings or Settings.model_construct(), fields, profiles
     )
     problems += sequence_problems + _transition_sequence_problems(workspace, sequences)
-    checked = [SETTINGS_FILE, STAGES_FILE, CRM_FILE, OWNERS_FILE]
+    problems += read_reply_rules(workspace)[1]
+    checked = [SETTINGS_FILE, STAGES_FILE, CRM_FILE, OWNERS_FILE, REPLIES_FILE]
     for folder in (SEGMENTS_DIR, TEMPLATES_DIR, SEQUENCES_DIR):
         files = (p for p in (workspace.root / folder).rglob("*.*")
                  if p.is_file() and not p.name.startswith("."))  # fmt: skip

@@ -17,6 +17,7 @@ from engine.contacts.crm_webhook import CrmWebhookSender
 from engine.contacts.owners import OwnerProfile, read_owner_profiles
 from engine.durations import parse_duration
 from engine.errors import WorkspaceError
+from engine.replies import ReplyRules, load_reply_rules
 from engine.segments import FieldSpec, SegmentSet, field_specs, read_segments
 from engine.segments.parsing import SegmentParser
 from engine.sequences import (
@@ -96,6 +97,11 @@ class Runtime:
         if catalog.problems:
             raise WorkspaceError(catalog.problems)
         return catalog
+
+    @cached_property
+    def reply_rules(self) -> ReplyRules:
+        """The intent rules of ``config/replies.yaml``; raises with every problem in it."""
+        return load_reply_rules(self.workspace)
 
     @cached_property
     def tracking_links(self) -> TrackingLinks:

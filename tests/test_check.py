@@ -358,6 +358,7 @@ def test_check_json_reports_every_problem_for_machines(workspace: Path) -> None:
         "config/stages.yaml",
         "config/crm.yaml",
         "config/owners.yaml",
+        "config/replies.yaml",
         *(f"segments/{path.name}" for path in (workspace / "segments").glob("*.yaml")),
         *(f"config/sequences/{p.name}" for p in (workspace / "config/sequences").glob("*.yaml")),
         *(
@@ -383,4 +384,4 @@ def test_check_json_on_a_clean_workspace(workspace: Path) -> None:
     segments = list((workspace / "segments").glob("*.yaml"))
     templates = [p for p in (workspace / "templates").rglob("*.*") if p.is_file()]
     sequences = list((workspace / "config" / "sequences").glob("*.yaml"))
-    assert len(report["checked"]) == 4 + len(segments) + len(templates) + len(sequences)
+    assert len(report["checked"]) == 5 + len(segments) + len(templates) + len(sequences)

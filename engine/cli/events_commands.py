@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from engine.cli.app import JsonOption, WorkspaceOption, app, print_json, stdout
+from engine.cli.app import JsonOption, WorkspaceOption, app, print_json, stderr, stdout
 from engine.clock import utc_now
-from engine.errors import InputFileError
+from engine.delivery.factory import make_transport
+from engine.errors import ConfigurationError, InputFileError
+from engine.replies.forward import Forwarder
+from engine.replies.handler import handler_for
 from engine.tracking.replay import InboxProcessor, InboxReport
 from engine.wiring import Runtime
 
@@ -23,8 +28,8 @@ def process(workspace: WorkspaceOption = Path(), as_json: JsonOption = False) ->
     """Process every webhook body still waiting in the inbox (what the workers do)."""
     runtime = Runtime.open(workspace)
     try:
-        processor = InboxProcessor(runtime.ready_database(), runtime.pipeline)
-        report = processor.process_received(utc_now())
+        with _processor(runtime) as processor:
+            report = processor.process_received(utc_now())
     finally:
         runtime.close()
     _print(report, as_json, "processed")
@@ -45,11 +50,28 @@ def replay(
     start = parse_since(since)
     runtime = Runtime.open(workspace)
     try:
-        processor = InboxProcessor(runtime.ready_database(), runtime.pipeline)
-        report = processor.replay(start, utc_now())
+        with _processor(runtime) as processor:
+            report = processor.replay(start, utc_now())
     finally:
         runtime.close()
     _print(report, as_json, "replayed")
+
+
+@contextmanager
+def _processor(runtime: Runtime) -> Iterator[InboxProcessor]:
+    """What the workers do: inbound replies forwarded through the configured transport.
+    Without a usable transport, inbound replies wait in the inbox for the workers."""
+    try:
+        transport = make_transport(runtime.settings, runtime.workspace.root)
+    except ConfigurationError as exc:
+        stderr.print(f"inbound replies left for the workers (no transport: {exc})")
+        yield InboxProcessor(runtime.ready_database(), runtime.pipeline)
+        return
+    try:
+        inbound = handler_for(runtime, Forwarder(runtime.message_builder(), transport))
+        yield InboxProcessor(runtime.ready_database(), runtime.pipeline, inbound=inbound)
+    finally:
+        transport.close()
 
 
 def parse_since(value: str) -> dt.datetime:
@@ -72,6 +94,8 @@ def _print(report: InboxReport, as_json: bool, verb: str) -> None:
     stdout.print(
         f"{verb} {report.rows:,} inbox row(s): {report.processed:,} processed, "
         f"{report.failed:,} failed, {report.malformed_events:,} malformed event(s) left out"
+        + (f", {report.unmatched:,} unmatched inbound" if report.unmatched else "")
+        + (f", {report.waiting:,} waiting for a forward retry" if report.waiting else "")
     )
     stdout.print(
         f"events: {events.new:,} new, {events.duplicates:,} already known, "

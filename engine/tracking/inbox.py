@@ -29,6 +29,7 @@ class InboxStatus(StrEnum):
     RECEIVED = "received"
     PROCESSED = "processed"
     FAILED = "failed"
+    UNMATCHED = "unmatched"  # an inbound message answering nothing of ours: kept, listed
 
 
 def store_raw(
