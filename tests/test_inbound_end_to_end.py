@@ -116,7 +116,9 @@ def test_samples_are_kept_and_a_parsed_reply_reaches_the_owner_through_the_outbo
     [forward] = [message_from_bytes(p.read_bytes(), policy=email_policy.default) for p in new]
     assert forward["To"].addresses[0].addr_spec == owner
     assert forward["Reply-To"].addresses[0].addr_spec == contact["email"]
-    text = forward.get_body(("plain",)).get_content()
+    plain = forward.get_body(("plain",))
+    assert plain is not None
+    text = plain.get_content()
     assert "Intent:   interested" in text.replace("\r\n", "\n"), text
     assert "Yes please, send me the case study" in text
 
