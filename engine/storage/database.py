@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -40,10 +40,21 @@ def create_database_engine(url: str) -> Engine:
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_immediately)
     return engine
 
 
+def _begin_immediately(connection: Connection) -> None:
+    # A deferred SQLite transaction that reads, then writes while another connection
+    # writes, fails at once with "database is locked": the busy timeout cannot help,
+    # since waiting could deadlock. Taking the write lock at BEGIN makes the second
+    # transaction wait its turn instead (the web app and the workers share the file).
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own implicit BEGIN is off; SQLAlchemy's "begin" event issues ours
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
