@@ -238,26 +238,6 @@ def test_db_upgrade_refuses_a_database_at_a_newer_revision(
 # demo
 
 
-def test_demo_in_a_fresh_workspace_imports_the_starter_export_once(workspace: Path) -> None:
-    contacts = len(read_csv(STARTER_CSV))
-    assert contacts == 2000
-
-    # Given a fresh workspace on the embedded default (SQLite inside the workspace)
-    first = invoke("demo", "--workspace", workspace)
-
-    assert first.exit_code == 0, explain(first)
-    assert f"{contacts} created, 0 updated, 0 unchanged, 0 rejected" in first.output
-    assert f"pipeline: {contacts} contacts" in first.output
-    assert (workspace / "var" / "salescycle.db").is_file()
-
-    # When it runs again, Then nothing is created or changed
-    second = invoke("demo", "--workspace", workspace)
-
-    assert second.exit_code == 0, explain(second)
-    assert f"0 created, 0 updated, {contacts} unchanged, 0 rejected" in second.output
-    assert f"pipeline: {contacts} contacts" in second.output
-
-
 # --------------------------------------------------------------------------
 # pipeline and contacts show after an import
 

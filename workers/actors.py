@@ -10,7 +10,6 @@ import logging
 
 import dramatiq
 
-from engine.clock import utc_now
 from workers import broker as _broker  # noqa: F401  (sets the broker before any actor)
 from workers.context import current
 
@@ -28,6 +27,6 @@ def run_enrollments(enrollment_ids: list[int]) -> None:
     """
     context = current()
     try:
-        context.runner.run_many(context.database, enrollment_ids, utc_now())
+        context.runner.run_many(context.database, enrollment_ids, context.clock())
     except Exception:
         log.exception("enrollments %s failed; they will be claimed again", enrollment_ids)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from engine.clock import Clock, utc_now
 from engine.delivery.factory import make_transport
 from engine.segments.compiler import SegmentCompiler
 from engine.sequences.notify import Notifier
@@ -28,18 +29,21 @@ class WorkerContext:
     runtime: Runtime
     runner: StepRunner
     database: Engine
+    clock: Clock = utc_now  # what the actors take as "now" (the demo's simulated clock)
 
 
 _lock = threading.Lock()
 _context: WorkerContext | None = None
 
 
-def open_context(runtime: Runtime) -> WorkerContext:
-    """A runner over the runtime's sequences, templates and configured transport."""
+def open_context(runtime: Runtime, clock: Clock = utc_now) -> WorkerContext:
+    """A runner over the runtime's sequences, templates and configured transport; the
+    actors and the in-memory throttle read the time from ``clock``."""
     programs = {sequence.name: compile_program(sequence) for sequence in runtime.sequences}
     sending = runtime.settings.sending
     throttle = make_throttle(os.environ.get(BROKER_URL_ENV), sending.max_per_second,
-                             sending.max_per_domain_per_minute)  # fmt: skip
+                             sending.max_per_domain_per_minute,
+                             None if clock is utc_now else clock)  # fmt: skip
     builder = runtime.message_builder()
     transport = make_transport(runtime.settings, runtime.workspace.root)
     notifier = Notifier(builder, transport, runtime.secret_key, sending.timeout_seconds)
@@ -55,7 +59,7 @@ def open_context(runtime: Runtime) -> WorkerContext:
         runtime.handoff_grace(),
         notifier,
     )
-    return WorkerContext(runtime, runner, runtime.ready_database())
+    return WorkerContext(runtime, runner, runtime.ready_database(), clock)
 
 
 def install(context: WorkerContext | None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dramatiq
 
-from engine.clock import utc_now
 from engine.replies.forward import Forwarder
 from engine.replies.handler import handler_for
 from engine.tracking.replay import InboxProcessor
@@ -25,7 +24,8 @@ def process_inbox(ids: list[int]) -> None:
     A row that cannot be read or recorded is marked failed and kept; an error that
     stops the whole batch (the database is gone) raises, so Dramatiq retries it.
     """
-    inbox_processor(current()).process_ids(ids, utc_now())
+    context = current()
+    inbox_processor(context).process_ids(ids, context.clock())
 
 
 def inbox_processor(context: WorkerContext) -> InboxProcessor:

@@ -131,10 +131,15 @@ class MemoryThrottle:
 
 
 def make_throttle(
-    broker_url: str | None, per_second: int, per_domain_per_minute: int
+    broker_url: str | None,
+    per_second: int,
+    per_domain_per_minute: int,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> RedisThrottle | MemoryThrottle:
-    """Redis at ``broker_url`` (shared by every worker), else this process's memory."""
+    """Redis at ``broker_url`` (shared by every worker), else this process's memory;
+    windows counted on ``clock`` (the wall clock when ``None``)."""
+    seconds = time.time if clock is None else (lambda: clock().timestamp())
     if broker_url:
         client = redis.Redis.from_url(broker_url)
-        return RedisThrottle(client, per_second, per_domain_per_minute)
-    return MemoryThrottle(per_second, per_domain_per_minute)
+        return RedisThrottle(client, per_second, per_domain_per_minute, seconds)
+    return MemoryThrottle(per_second, per_domain_per_minute, seconds)

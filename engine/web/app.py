@@ -18,6 +18,8 @@ from engine.settings.model import WebSettings
 from engine.tracking.tokens import TokenSigner
 from engine.web.api import API_TOKEN_ENV, ApiSetup, api_router
 from engine.web.context import OnStored, WebContext, log, no_nudge, problem
+from engine.web.dashboard import dashboard_router, dashboard_setup
+from engine.web.dashboard_pages import DashboardSetup
 from engine.web.limits import BodyTooLarge
 from engine.web.sendgrid_webhooks import (
     INBOUND_SECRET_ENV,
@@ -46,9 +48,11 @@ def create_app(
     on_stored: OnStored = no_nudge,
     api_token: str | None = None,
     api: ApiSetup | None = None,
+    dashboard: DashboardSetup | None = None,
 ) -> FastAPI:
     """The ASGI app over ``engine``; a webhook without its key or secret refuses all (503),
-    and so does the CRM API without ``api_token`` and ``api``.
+    and so does the CRM API without ``api_token`` and ``api`` (and the dashboard at ``/``
+    without ``api_token`` and ``dashboard``).
 
     ``on_stored(source, inbox_id)`` runs after each inbox row is committed (a failure
     there is logged, and the request still acknowledged: the row is durable).
@@ -73,14 +77,18 @@ def create_app(
     app.include_router(inbound_router(context, inbound_secret or None, inbound_max_bytes))
     app.include_router(tracking_router(context, signer))
     app.include_router(api_router(context, api_token, api))
+    app.include_router(dashboard_router(context, api_token, dashboard))
     _add_health(app, engine)
     app.add_exception_handler(BodyTooLarge, _too_large)
     app.add_exception_handler(SQLAlchemyError, _database_down)
     return app
 
 
-def app_from_runtime(runtime: Runtime, *, on_stored: OnStored = no_nudge) -> FastAPI:
-    """The app for a workspace: its database, SALESCYCLE_SECRET_KEY and the webhook secrets."""
+def app_from_runtime(
+    runtime: Runtime, *, on_stored: OnStored = no_nudge, clock: Clock = utc_now
+) -> FastAPI:
+    """The app for a workspace: its database, SALESCYCLE_SECRET_KEY and the webhook secrets
+    (``clock``: the demo's simulated time)."""
     settings = runtime.settings
     if settings.secret_key is None:
         log.warning("!!! SALESCYCLE_SECRET_KEY is not set: tracking and unsubscribe links "
@@ -91,10 +99,11 @@ def app_from_runtime(runtime: Runtime, *, on_stored: OnStored = no_nudge) -> Fas
         log.warning("!!! %s is not set: the CRM API under /api refuses every request (503) "
                     "until it is", API_TOKEN_ENV)  # fmt: skip
     # Built only with a token: a workspace mistake then stops the API, never the webhooks.
-    api = None
+    api, dashboard = None, None
     if token is not None:
         rules = runtime.enrollment_rules()
         api = ApiSetup(runtime.pipeline, runtime.sequences, rules, runtime.crm_mapping)
+        dashboard = dashboard_setup(runtime)
     return create_app(
         runtime.ready_database(),
         TokenSigner(runtime.secret_key),
@@ -103,9 +112,11 @@ def app_from_runtime(runtime: Runtime, *, on_stored: OnStored = no_nudge) -> Fas
         events_max_bytes=settings.web.events_max_bytes,
         inbound_max_bytes=settings.web.inbound_max_bytes,
         signature_tolerance=dt.timedelta(seconds=settings.web.signature_tolerance_seconds),
+        clock=clock,
         on_stored=on_stored,
         api_token=token,
         api=api,
+        dashboard=dashboard,
     )
 
 
