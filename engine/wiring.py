@@ -29,6 +29,7 @@ from engine.sequences import (
     sequence_names,
 )
 from engine.sequences.limits import SendLimits
+from engine.sequences.scheduler import MESSAGES_PER_BATCH
 from engine.settings import Settings, load_settings
 from engine.stages import Pipeline, load_pipeline
 from engine.storage import create_database_engine, ensure_current, resolve_database_url
@@ -152,8 +153,17 @@ class Runtime:
         return SendLimits(gap or None, sequences.owner_daily_cap or None)
 
     def handoff_grace(self) -> timedelta:
-        """How long an unfinished hand-off may still be under way (three transport timeouts)."""
-        return timedelta(seconds=3 * self.settings.sending.timeout_seconds)
+        """How long an unfinished hand-off may still be under way: a batch posts its
+        messages one after another, so a whole batch's timeouts, and two more."""
+        return timedelta(seconds=(MESSAGES_PER_BATCH + 2) * self.settings.sending.timeout_seconds)
+
+    def confirms_hand_offs(self) -> bool:
+        """Whether the provider's events settle unfinished hand-offs (SendGrid with its
+        signed Event Webhook), so that silence means a message was not taken."""
+        settings = self.settings
+        return settings.sending.transport == "sendgrid" and bool(
+            settings.sendgrid_webhook_public_key
+        )
 
     def retry_backoff(self) -> tuple[timedelta, ...]:
         """The waits before handing a refused message off again."""

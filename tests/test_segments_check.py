@@ -169,7 +169,8 @@ def test_the_starter_workspace_check_counts_the_segment_files(workspace: Path) -
     assert result.exit_code == 0, explain(result)
     templates = [p for p in (workspace / "templates").rglob("*.*") if p.is_file()]
     sequences = list((workspace / "config" / "sequences").glob("*.yaml"))
-    checked = 4 + len(STARTER_SEGMENTS) + len(templates) + len(sequences)  # + settings...
+    # + settings, stages, crm, owners, replies
+    checked = 5 + len(STARTER_SEGMENTS) + len(templates) + len(sequences)
     assert f"ok: {checked} files checked, no problems" in result.output
 
 

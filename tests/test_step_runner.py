@@ -9,15 +9,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from engine.cli.contacts_commands import run_import
 from engine.delivery.memory import MemoryTransport
-from engine.delivery.transport import AmbiguousError, PermanentError, RetryableError
+from engine.delivery.message import OutboundMessage
+from engine.delivery.transport import AmbiguousError, HandOff, PermanentError, RetryableError
 from engine.segments.compiler import SegmentCompiler
 from engine.sequences import enroll, named_contacts
 from engine.sequences.limits import SendLimits
 from engine.sequences.program import compile_program
+from engine.sequences.reconcile import retry_unconfirmed
 from engine.sequences.records import RunOutcome
 from engine.sequences.runner import StepRunner
 from engine.sequences.windows import is_holiday
@@ -230,6 +232,40 @@ def test_an_ambiguous_hand_off_the_transport_can_confirm_is_recorded_as_sent(
     assert again is RunOutcome.WAITING  # reconciled: sent once, on to the wait
     assert len(transport.sent) == 1
     assert [r["status"] for r in sent_rows(runtime, enrollment_id)] == ["sent"]
+
+
+class _SettledWhileWaiting(_CannotTell):
+    """The provider takes the message and its events settle it (sent) before the answer
+    times out: SendGrid's ``processed`` event can beat a 10 s timeout."""
+
+    def __init__(self, database: Engine) -> None:
+        super().__init__()
+        self.database = database
+
+    def send(self, message: OutboundMessage) -> HandOff:
+        with self.database.begin() as connection:
+            connection.execute(update(messages).values(status="sent")
+                               .where(messages.c.public_id == message.message_id))  # fmt: skip
+        self.fail_next(AmbiguousError("read timeout after the request was sent"))
+        return super().send(message)
+
+
+def test_a_timed_out_hand_off_the_events_settled_meanwhile_is_not_paused(
+    runtime: Runtime,
+) -> None:
+    transport = _SettledWhileWaiting(runtime.database)
+    runner = make_runner(runtime, transport)
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+
+    first = runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+    again = runner.run(runtime.database, enrollment_id, MONDAY_MORNING)
+
+    assert first is RunOutcome.WAITING  # not paused: due again at once
+    assert again is RunOutcome.WAITING  # on past the send, to the wait
+    assert len(transport.sent) == 1
+    assert [r["status"] for r in sent_rows(runtime, enrollment_id)] == ["sent"]
+    assert enrollment(runtime, enrollment_id)["status"] == "active"
 
 
 def test_a_crash_before_the_hand_off_sends_the_message_after_reconciling(
@@ -492,3 +528,67 @@ def replace_once_in(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert text.count(old) == 1, old
     path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+class _TimedOutUnseen(_CannotTell):
+    """The answer timed out and the provider never took the message (no event will come)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts = 1
+
+    def send(self, message: OutboundMessage) -> HandOff:
+        if self.timeouts:
+            self.timeouts -= 1
+            raise AmbiguousError("read timeout after the request was sent")
+        return super().send(message)
+
+
+def test_a_hand_off_no_event_confirmed_is_sent_again_once_after_the_wait(
+    runtime: Runtime,
+) -> None:
+    transport = _TimedOutUnseen()
+    runner = make_runner(runtime, transport)
+    contact = danish_contact(runtime)
+    enrollment_id = enroll_one(runtime, "qualification-follow-up", contact["id"], MONDAY_MORNING)
+    assert runner.run(runtime.database, enrollment_id, MONDAY_MORNING) is RunOutcome.PAUSED
+    [paused] = sent_rows(runtime, enrollment_id)
+    soon, later = MONDAY_MORNING + dt.timedelta(minutes=5), MONDAY_MORNING + dt.timedelta(hours=1)
+
+    with runtime.database.begin() as connection:
+        too_soon = retry_unconfirmed(connection, MONDAY_MORNING - dt.timedelta(minutes=30), soon)
+    with runtime.database.begin() as connection:
+        resent = retry_unconfirmed(connection, later - dt.timedelta(minutes=30), later)
+    again = runner.run(runtime.database, enrollment_id, later)
+
+    assert (too_soon, resent) == (0, 1)
+    assert again is RunOutcome.WAITING  # sent, on to the wait
+    [message] = transport.sent
+    assert message.message_id == paused["public_id"]  # the same ids: a late event matches
+    [row] = sent_rows(runtime, enrollment_id)
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+    assert enrollment(runtime, enrollment_id)["status"] == "active"
+
+
+def test_only_sendgrid_with_its_event_webhook_resends_unconfirmed_hand_offs(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.devtools import EventSigner
+    from workers.chores import standard_chores
+
+    def chores() -> list[str]:
+        opened = Runtime.open(workspace)
+        try:
+            upgrade(opened.database)
+            return [chore.name for chore in standard_chores(opened, lambda ids: None)]
+        finally:
+            opened.close()
+
+    outbox = chores()
+    monkeypatch.setenv("SALESCYCLE_SENDING__TRANSPORT", "sendgrid")
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.test")
+    without_events = chores()
+    monkeypatch.setenv("SALESCYCLE_SENDGRID_WEBHOOK_PUBLIC_KEY", EventSigner().public_key_base64)
+
+    assert "unconfirmed hand-offs" not in outbox + without_events
+    assert "unconfirmed hand-offs" in chores()

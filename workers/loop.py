@@ -9,8 +9,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from engine.segments.compiler import SegmentCompiler
-from engine.sequences.scheduler import Scheduler, batches
+from engine.sequences.scheduler import MESSAGES_PER_BATCH, Scheduler, batches
 from engine.wiring import Runtime
 
 log = logging.getLogger("salescycle.scheduler")
@@ -46,7 +48,7 @@ class SchedulerLoop:
     dispatch: Callable[[list[int]], object]  # sends one broker message per batch of ids
     clock: Callable[[], dt.datetime]
     settle: Callable[[], None] = lambda: None  # waits for dispatched work (embedded mode)
-    batch_size: int = 50
+    batch_size: int = MESSAGES_PER_BATCH
     claim_limit: int = 2_000
     enroll_every: dt.timedelta = dt.timedelta(minutes=1)
     tick_seconds: float = 1.0
@@ -95,7 +97,14 @@ class SchedulerLoop:
         horizon = self.idle_horizon.total_seconds()
         try:
             while not stop():
-                claimed = self.tick(report)
+                try:
+                    claimed = self.tick(report)
+                except (OperationalError, InterfaceError) as exc:
+                    # the database restarted or is out of reach: the work stays in it,
+                    # so wait and tick again rather than end the scheduler
+                    log.warning("scheduler tick failed, retrying: %s", str(exc).splitlines()[0])
+                    time.sleep(self.tick_seconds)
+                    continue
                 if claimed >= self.claim_limit:
                     continue  # more is due right now
                 wait = self._seconds_until_next_due()

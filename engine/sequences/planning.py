@@ -33,6 +33,7 @@ from engine.sequences.model import ExitStep, NotifyStep, SendStep, Sequence, Sta
 from engine.sequences.program import Branch, Instruction, Jump, Program, compile_program
 from engine.sequences.variants import choose_variant
 from engine.sequences.windows import add_business_days, contact_timezone, next_open, schedule
+from engine.storage.database import READ_ONLY
 from engine.storage.schema import accounts, contacts, enrollments
 from engine.vocabulary import EnrollmentStatus
 
@@ -165,6 +166,7 @@ def read_only(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
+            connection.execution_options(**{READ_ONLY: True})
             connection.exec_driver_sql("PRAGMA query_only = ON")
             connection.commit()
         else:
@@ -176,6 +178,7 @@ def read_only(engine: Engine) -> Iterator[Connection]:
             if sqlite:  # the pooled connection goes back writable
                 connection.exec_driver_sql("PRAGMA query_only = OFF")
                 connection.commit()
+                connection.execution_options(**{READ_ONLY: False})
 
 
 def _pool(

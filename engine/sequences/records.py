@@ -173,6 +173,14 @@ def message_failed(
     )
 
 
+def message_ambiguous(connection: Connection, row_id: int, error: str, now: dt.datetime) -> bool:
+    """Mark a hand-off that may have gone out ``ambiguous``, unless the provider's events
+    settled it (``sent``) while its answer was awaited; whether it was marked."""
+    unsettled = (messages.c.id == row_id) & (messages.c.status == MessageStatus.HANDING_OFF)
+    values = {"status": MessageStatus.AMBIGUOUS, "last_error": error, "updated_at": now}
+    return connection.execute(update(messages).where(unsettled).values(values)).rowcount == 1
+
+
 def in_flight(existing: Mapping[str, Any] | None, since: dt.datetime) -> bool:
     return (
         existing is not None

@@ -58,6 +58,7 @@ from engine.sequences.records import (
     in_flight,
     insert_messages,
     is_due,
+    message_ambiguous,
     message_failed,
     message_row,
     move_stage,
@@ -413,8 +414,11 @@ class StepRunner:
             message_failed(connection, row_id, MessageStatus.FAILED, str(error), now)
             why = f"the provider refused {message_id}: {error}"
             self._finish(writes, run, paused(why, now))
+        elif not message_ambiguous(connection, row_id, str(error), now):
+            # the provider's events settled it (sent) before its answer timed out: run the
+            # enrollment again at once, and it moves on past the step
+            self._finish(writes, run, moved(run.index, step.id, now, now), RunOutcome.WAITING)
         else:  # ambiguous, or a hand-off error of a kind this runner does not know
-            message_failed(connection, row_id, MessageStatus.AMBIGUOUS, str(error), now)
             why = f"message {message_id} may have been sent ({error}); check, then resume"
             self._finish(writes, run, paused(why, now))
 

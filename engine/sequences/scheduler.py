@@ -143,6 +143,9 @@ def _due_ids(dialect: str, now: dt.datetime, limit: int) -> Select[Any]:
     return query
 
 
+MESSAGES_PER_BATCH = 50  # enrollment ids a broker message carries
+
+
 def batches(ids: list[int], size: int) -> list[list[int]]:
     """``ids`` in broker-message-sized batches (one message per batch, not per email)."""
     return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -124,6 +124,9 @@ class SendingSettings(BaseModel):
     retry_backoff_seconds: list[float] = Field(
         default=[60, 300, 1800, 7200, 21600], min_length=1, max_length=20
     )
+    # With SendGrid and its signed Event Webhook: a hand-off no event has confirmed this
+    # long after it (a killed worker, an answer after the timeout) is sent again, same ids.
+    unconfirmed_resend_after_seconds: float = Field(default=1800, ge=10, le=7 * 86_400)
 
     @field_validator("tracking_url")
     @classmethod

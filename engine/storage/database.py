@@ -44,12 +44,17 @@ def create_database_engine(url: str) -> Engine:
     return engine
 
 
+READ_ONLY = "salescycle_read_only"  # an execution option: this connection never writes
+
+
 def _begin_immediately(connection: Connection) -> None:
     # A deferred SQLite transaction that reads, then writes while another connection
     # writes, fails at once with "database is locked": the busy timeout cannot help,
     # since waiting could deadlock. Taking the write lock at BEGIN makes the second
     # transaction wait its turn instead (the web app and the workers share the file).
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A connection that promised not to write (PRAGMA query_only) begins deferred.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
