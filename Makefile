@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck pytest bench clean
+.PHONY: venv demo test lint typecheck pytest bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: lint typecheck pytest
 
 bench: venv
 	$(BIN)/python bench/run.py
+
+chaos: venv
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) var dist build

@@ -234,29 +234,7 @@ class PostgresServer:
         data_dir = data_root / "data"
         for _attempt in range(3):  # retry if another process grabbed the port meanwhile
             port = free_port()
-            with log_path.open("ab") as log:
-                proc = _popen(
-                    [
-                        str(bin_dir / "postgres"),
-                        "-D",
-                        str(data_dir),
-                        "-p",
-                        str(port),
-                        "-c",
-                        "listen_addresses=127.0.0.1",
-                        "-c",
-                        "unix_socket_directories=",
-                        "-c",
-                        "fsync=off",
-                        "-c",
-                        "synchronous_commit=off",
-                        "-c",
-                        "full_page_writes=off",
-                    ],
-                    log,
-                    cwd=data_root,
-                    as_postgres=True,
-                )
+            proc = _spawn_postgres(bin_dir, data_root, log_path, port)
             server = cls(
                 f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
                 proc,
@@ -308,6 +286,26 @@ class PostgresServer:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
+    def restart(self, timeout: float = START_TIMEOUT) -> None:
+        """Fast shutdown (as ``pg_ctl restart -m fast``), then start again on the same port
+        with the same data: clients lose their connections, committed rows stay."""
+        bin_dir, port = postgres_bin_dir(), make_url(self.url).port
+        if self._proc is None or self._data_root is None or self.log_path is None:
+            raise RuntimeError(f"cannot restart an external PostgreSQL server ({self.url})")
+        assert bin_dir is not None and port is not None
+        self._kill_only()
+        self._proc = _spawn_postgres(bin_dir, self._data_root, self.log_path, port)
+        atexit.register(self.stop)
+        deadline = time.monotonic() + timeout
+        while self._proc.poll() is None and time.monotonic() < deadline:
+            try:
+                psycopg.connect(_to_psycopg(self.url), connect_timeout=2).close()
+            except psycopg.OperationalError:
+                time.sleep(0.05)
+            else:
+                return
+        raise _start_error(f"PostgreSQL did not come back on port {port}", self.log_path)
+
     def _kill_only(self) -> None:
         if self._proc is not None:
             _stop_process(self._proc, signal.SIGINT)  # SIGINT = "fast" shutdown
@@ -320,6 +318,35 @@ class PostgresServer:
         if self._data_root is not None:
             shutil.rmtree(self._data_root, ignore_errors=True)
             self._data_root = None
+
+
+def _spawn_postgres(
+    bin_dir: Path, data_root: Path, log_path: Path, port: int
+) -> subprocess.Popen[bytes]:
+    """``postgres`` on ``port`` over the cluster in ``data_root``, tuned for tests."""
+    with log_path.open("ab") as log:
+        return _popen(
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(data_root / "data"),
+                "-p",
+                str(port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            log,
+            cwd=data_root,
+            as_postgres=True,
+        )
 
 
 # --------------------------------------------------------------------------

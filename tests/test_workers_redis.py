@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import _workers
 import pytest
 from _services import RedisServer
 from _support import explain, invoke, replace_once
+from _workers import error_lines, kill_9, stop_worker
 from dramatiq.brokers.redis import RedisBroker
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import Engine, func, select
@@ -28,7 +28,6 @@ from engine.storage.schema import enrollments, messages
 from workers.actors import STEPS_QUEUE, run_enrollments
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
-REPO = Path(__file__).resolve().parent.parent
 SEQUENCE = "customer-nurture"
 
 
@@ -61,17 +60,7 @@ def environment(
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``dramatiq workers.actors`` in a process group of its own (so kill -9 takes it all)."""
-    command = [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", "1",
-               "--threads", "4", "--queues", STEPS_QUEUE]  # fmt: skip
-    with log.open("ab") as out:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=out,
-                                start_new_session=True)  # fmt: skip
-
-
-def kill_9(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
+    return _workers.start_worker(env, log, queues=[STEPS_QUEUE])
 
 
 @pytest.fixture
@@ -79,12 +68,7 @@ def workers(environment: dict[str, str], tmp_path: Path) -> Iterator[list[subpro
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                kill_9(process)
+        stop_worker(process)
 
 
 def drive(
@@ -151,7 +135,7 @@ def test_killed_workers_and_a_redis_restart_lose_nothing_and_send_nothing_twice(
     database.dispose()
     assert due == 2000, due
     statuses = Counter(r.status for r in rows)
-    assert statuses == {"sent": due}, f"{statuses}, {paused} paused {states}\n" + _errors(log)
+    assert statuses == {"sent": due}, f"{statuses}, {paused} paused {states}\n" + error_lines(log)
     assert len(outbox) == due  # one file per message id: nothing was written twice
     assert {p.stem for p in outbox} == {r.public_id for r in rows}
     assert paused == 0
@@ -184,9 +168,3 @@ def test_a_provider_refusing_one_request_in_ten_gets_each_message_once(
     assert len(accepted) == due, (tmp_path / "w.log").read_text()[-3000:]
     assert set(accepted.values()) == {1}  # no message id reached SendGrid twice
     assert stats.rate_limited + stats.unavailable > 0  # the refusals did happen, and were retried
-
-
-def _errors(log: Path) -> str:
-    """The distinct error lines of the workers' log (for a failing assertion)."""
-    lines = [line for line in log.read_text(errors="replace").splitlines() if "Error" in line]
-    return "\n".join(sorted(set(lines))[:30])
