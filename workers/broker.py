@@ -13,12 +13,20 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 BROKER_URL_ENV = "SALESCYCLE_BROKER_URL"
+# "1": the workers export Prometheus metrics with Dramatiq's own middleware (an exposition
+# server on dramatiq_prom_host:dramatiq_prom_port, 0.0.0.0:9191 by default).
+WORKER_METRICS_ENV = "SALESCYCLE_WORKER_METRICS"
 
 
 def make_broker(url: str | None) -> dramatiq.Broker:
     """A Redis broker for ``url``, or the in-process stub broker when there is none."""
     if url:
-        return RedisBroker(url=url)  # type: ignore[no-untyped-call]
+        redis_broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
+        if os.environ.get(WORKER_METRICS_ENV, "").strip() == "1":
+            from dramatiq.middleware.prometheus import Prometheus
+
+            redis_broker.add_middleware(Prometheus())
+        return redis_broker
     broker = StubBroker()
     # Dramatiq's TimeLimit middleware only starts its timer thread on process_boot,
     # which an in-process worker never emits.

@@ -21,6 +21,7 @@ from engine.web.context import OnStored, WebContext, log, no_nudge, problem
 from engine.web.dashboard import dashboard_router, dashboard_setup
 from engine.web.dashboard_pages import DashboardSetup
 from engine.web.limits import BodyTooLarge
+from engine.web.metrics import add_metrics
 from engine.web.sendgrid_webhooks import (
     INBOUND_SECRET_ENV,
     PUBLIC_KEY_ENV,
@@ -79,6 +80,7 @@ def create_app(
     app.include_router(api_router(context, api_token, api))
     app.include_router(dashboard_router(context, api_token, dashboard))
     _add_health(app, engine)
+    add_metrics(app, engine, api_token)
     app.add_exception_handler(BodyTooLarge, _too_large)
     app.add_exception_handler(SQLAlchemyError, _database_down)
     return app
