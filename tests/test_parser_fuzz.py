@@ -140,3 +140,12 @@ def _starter_rules() -> Any:
 
         _RULES.append(load_reply_rules(Workspace(Path(__file__).resolve().parents[1])))
     return _RULES[0]
+
+
+def test_a_parsed_post_with_an_address_the_email_package_cannot_parse_is_kept() -> None:
+    body = _multipart([("from", b"<"), ("to", b"a@b.example"), ("text", b"Hello")], "b")
+
+    post = read_post(body, "multipart/form-data; boundary=b")
+
+    assert b"From: <\r\n" in post.mime and b"Hello" in post.mime
+    assert classify(post.mime, _starter_rules()).text.startswith("Hello")

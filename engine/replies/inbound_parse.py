@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from email import policy
+from email import errors, policy
 from email.message import EmailMessage, MIMEPart
 from typing import Any
 
@@ -159,12 +159,12 @@ def _original_headers(fields: dict[str, bytes], charsets: dict[str, Any]) -> byt
     """
     block = fields.get("headers")
     if block is None:
-        made = EmailMessage(policy=policy.SMTP)
+        lines = []
         for name in ("from", "to", "cc", "subject"):
             value = _field(fields, charsets, name)
             if value:
-                made[name.capitalize()] = " ".join(value.split())
-        return made.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
+                lines.append(_header_line(name.capitalize(), " ".join(value.split())))
+        return b"".join(lines)
     kept: list[bytes] = []
     dropping = False
     for line in block.replace(b"\r\n", b"\n").split(b"\n"):
@@ -178,6 +178,19 @@ def _original_headers(fields: dict[str, bytes], charsets: dict[str, Any]) -> byt
         if not dropping:
             kept.append(line)
     return b"".join(line + b"\r\n" for line in kept)
+
+
+def _header_line(name: str, value: str) -> bytes:
+    """One header as the email package writes it; as raw text when it cannot parse the
+    value (the stdlib's address parser fails on some malformed ones, e.g. a lone ``<``),
+    so the message is kept and the classifier reads what there is."""
+    made = EmailMessage(policy=policy.SMTP)
+    try:
+        made[name] = value
+        return made.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    except (errors.HeaderParseError, IndexError, ValueError, TypeError):
+        printable = value.encode("ascii", "replace").replace(b"\r", b" ").replace(b"\n", b" ")
+        return f"{name}: ".encode() + printable + b"\r\n"
 
 
 def _field(fields: dict[str, bytes], charsets: dict[str, Any], name: str) -> str | None:
