@@ -3,16 +3,11 @@ process, the worker crew that is killed and replenished, and the webhook event p
 
 from __future__ import annotations
 
-import contextlib
 import random
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import _services
 import _workers
 import httpx2
 
@@ -25,30 +20,6 @@ EVENTS_PATH = "/webhooks/sendgrid/events"
 
 
 # --- the processes ----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def web_app(env: dict[str, str], root: Path, log_file: Path) -> Iterator[str]:
-    """``salescycle serve`` in its own process; its base URL."""
-    port = _services.free_port()
-    command = [sys.executable, "-m", "engine", "serve", "--workspace", str(root),
-               "--port", str(port)]  # fmt: skip
-    with log_file.open("ab") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=out,
-                                   start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx2.TransportError):
-                if httpx2.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"salescycle serve did not start; see {log_file}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        _workers.stop_worker(process)
 
 
 class Crew:

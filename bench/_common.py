@@ -13,8 +13,10 @@ import json
 import os
 import platform
 import resource
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -185,3 +187,37 @@ def write_results(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return results
+
+
+@contextlib.contextmanager
+def salescycle_serve(env: dict[str, str], root: Path, log_file: Path) -> Iterator[str]:
+    """``salescycle serve`` for workspace ``root`` in its own process (``env``), on a free
+    loopback port, until it answers ``/healthz``; its base URL. Stopped on the way out."""
+    import httpx2  # only the benchmarks that serve the web app need it
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    command = [sys.executable, "-m", "engine", "serve", "--workspace", str(root),
+               "--port", str(port)]  # fmt: skip
+    with log_file.open("ab") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=out,
+                                   start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx2.TransportError):
+                if httpx2.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"salescycle serve did not start; see {log_file}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

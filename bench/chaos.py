@@ -47,7 +47,7 @@ for _path in (BENCH, REPO / "tests"):
 
 import _common as common  # noqa: E402
 import _services  # noqa: E402
-from _chaos_parts import Crew, EventPoster, web_app  # noqa: E402
+from _chaos_parts import Crew, EventPoster  # noqa: E402
 from dramatiq.brokers.redis import RedisBroker  # noqa: E402
 from redis.exceptions import RedisError  # noqa: E402
 from sqlalchemy import Engine, func, select  # noqa: E402
@@ -291,7 +291,7 @@ def _drive(plan: Plan, runtime: Runtime, env: dict[str, str], work: Path, root: 
     env["SALESCYCLE_SENDING__SENDGRID_HOST"] = sink.url
     crew: Crew | None = None
     try:
-        with web_app(env, root, work / "web.log") as url:
+        with common.salescycle_serve(env, root, work / "web.log") as url:
             crew = Crew(env, work / "workers.log")
             poster = EventPoster(url, plan.event_batch, rng, signer)
             try:

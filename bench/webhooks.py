@@ -29,7 +29,6 @@ import functools
 import os
 import random
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -149,30 +148,12 @@ def floor_accept(bodies: list[bytes], signer: EventSigner) -> float:
 
 @contextlib.contextmanager
 def serving(root: Path, database_url: str, public_key: str, work: Path) -> Iterator[str]:
-    """``salescycle serve`` in its own process; its base URL."""
-    port = free_port()
+    """``salescycle serve`` in its own process, verifying ``public_key``; its base URL."""
     env = {**os.environ, "SALESCYCLE_DATABASE_URL": database_url, "SALESCYCLE_SECRET_KEY": SECRET,
            "SALESCYCLE_SENDGRID_WEBHOOK_PUBLIC_KEY": public_key}  # fmt: skip
     env.pop("SALESCYCLE_BROKER_URL", None)
-    out = (work / f"serve-{port}.log").open("wb")
-    command = [sys.executable, "-m", "engine", "serve", "--workspace", str(root),
-               "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx2.TransportError):
-                if httpx2.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"salescycle serve did not start; see {out.name}")
-            time.sleep(0.1)
+    with common.salescycle_serve(env, root, work / "serve.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        out.close()
 
 
 def post_all(url: str, bodies: list[bytes], signer: EventSigner) -> float:
