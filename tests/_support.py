@@ -9,7 +9,8 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ from sqlalchemy.sql.schema import Table
 from typer.testing import CliRunner, Result
 
 from engine.cli import app
+from engine.cli.contacts_commands import run_import
 from engine.delivery import Address, OutboundMessage
+from engine.storage import upgrade
+from engine.wiring import Runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROBLEM = re.compile(
@@ -161,3 +165,15 @@ def outbound_message(message_id: str = "q7rbm2k4ztx6wd3c", **changes: Any) -> Ou
         "custom_args": {"message_id": message_id},
     }
     return OutboundMessage(**{**fields, **changes})
+
+
+@contextmanager
+def imported_runtime(workspace: Path) -> Iterator[Runtime]:
+    """The workspace opened and migrated, with its starter CRM export imported; closed after."""
+    opened = Runtime.open(workspace)
+    try:
+        upgrade(opened.database)
+        run_import(opened, workspace / "examples" / "crm-contacts.csv")
+        yield opened
+    finally:
+        opened.close()

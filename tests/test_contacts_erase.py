@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support import explain, invoke, json_output, read_rejects
+from _support import explain, imported_runtime, invoke, json_output, read_rejects
 from sqlalchemy import func, insert, select
 from test_step_runner import MONDAY_MORNING, danish_contact, enroll_one, make_runner
 from typer.testing import CliRunner
@@ -18,7 +18,6 @@ from engine.cli.contacts_commands import run_import
 from engine.contacts.suppressions import hashed_email
 from engine.delivery.memory import MemoryTransport
 from engine.sequences.records import RunOutcome
-from engine.storage import upgrade
 from engine.storage.schema import (
     contacts,
     enrollments,
@@ -34,11 +33,8 @@ HEADER = "Record ID,Email,First Name,Last Name,Lifecycle Stage,Time Zone\n"
 
 @pytest.fixture
 def runtime(workspace: Path, workspace_database: str) -> Iterator[Runtime]:
-    opened = Runtime.open(workspace)
-    upgrade(opened.database)
-    run_import(opened, workspace / "examples" / "crm-contacts.csv")
-    yield opened
-    opened.close()
+    with imported_runtime(workspace) as opened:
+        yield opened
 
 
 def count(runtime: Runtime, table: Any, *where: Any) -> int:

@@ -10,14 +10,13 @@ from typing import Any
 
 import httpx2
 import pytest
+from _support import imported_runtime
 from _web import NOW, SECRET_KEY, client_for
 from sqlalchemy import func, insert, select, update
 
-from engine.cli.contacts_commands import run_import
 from engine.clock import utc_now
 from engine.contacts.suppressions import add_suppression
 from engine.sequences import enroll, named_contacts
-from engine.storage import upgrade
 from engine.storage.schema import contacts, enrollments, events, messages, stage_history
 from engine.tracking.tokens import TokenSigner
 from engine.web import create_app
@@ -49,11 +48,8 @@ PAGES = [
 def runtime(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     monkeypatch.setenv("SALESCYCLE_DATABASE_URL", f"sqlite:///{tmp_path}/dashboard.db")
     monkeypatch.setenv("SALESCYCLE_SECRET_KEY", SECRET_KEY.decode())
-    opened = Runtime.open(workspace)
-    upgrade(opened.database)
-    run_import(opened, workspace / "examples" / "crm-contacts.csv")
-    yield opened
-    opened.close()
+    with imported_runtime(workspace) as opened:
+        yield opened
 
 
 def make_app(runtime: Runtime, token: str | None = TOKEN) -> Any:

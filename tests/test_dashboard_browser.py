@@ -13,19 +13,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from _support import imported_runtime
 from _web import SECRET_KEY, served
 from conftest import _unavailable
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import select
 
-from engine.cli.contacts_commands import run_import
 from engine.clock import utc_now
 from engine.delivery.memory import MemoryTransport
 from engine.segments.compiler import SegmentCompiler
 from engine.sequences import enroll, named_contacts
 from engine.sequences.program import compile_program
 from engine.sequences.runner import StepRunner
-from engine.storage import upgrade
 from engine.storage.schema import contacts, enrollments, messages
 from engine.tracking.tokens import TokenSigner
 from engine.web import create_app
@@ -60,11 +59,8 @@ def browser() -> Iterator[Browser]:
 def runtime(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     monkeypatch.setenv("SALESCYCLE_DATABASE_URL", f"sqlite:///{tmp_path}/browser.db")
     monkeypatch.setenv("SALESCYCLE_SECRET_KEY", SECRET_KEY.decode())
-    opened = Runtime.open(workspace)
-    upgrade(opened.database)
-    run_import(opened, workspace / "examples" / "crm-contacts.csv")
-    yield opened
-    opened.close()
+    with imported_runtime(workspace) as opened:
+        yield opened
 
 
 @pytest.fixture

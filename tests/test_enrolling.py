@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _support import explain, invoke, json_output
+from _support import explain, imported_runtime, invoke, json_output
 from sqlalchemy import insert, select, update
 
 from engine.cli.contacts_commands import run_import
 from engine.segments.compiler import SegmentCompiler, count_members
 from engine.sequences import enroll, named_contacts, stage_entrants
-from engine.storage import upgrade
 from engine.storage.schema import contacts, enrollments, suppressions
 from engine.wiring import Runtime
 
@@ -23,11 +22,8 @@ NOW = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def runtime(workspace: Path, workspace_database: str) -> Iterator[Runtime]:
     """The starter workspace with its 2,000 example contacts imported."""
-    opened = Runtime.open(workspace)
-    upgrade(opened.database)
-    run_import(opened, workspace / "examples" / "crm-contacts.csv")
-    yield opened
-    opened.close()
+    with imported_runtime(workspace) as opened:
+        yield opened
 
 
 def enrolled_in(runtime: Runtime, sequence: str) -> set[int]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from _support import count_rows
+from _support import count_rows, imported_runtime
 from sqlalchemy import create_engine, insert, select, update
 from test_step_runner import (
     MONDAY_MORNING,
@@ -28,7 +28,6 @@ from test_step_runner import (
     sent_rows,
 )
 
-from engine.cli.contacts_commands import run_import
 from engine.delivery import Address, OutboundMessage
 from engine.delivery.sendgrid import to_mail_send
 from engine.delivery.transport import AmbiguousError
@@ -70,11 +69,8 @@ def runtime(workspace: Path, workspace_database: str) -> Iterator[Runtime]:
     """The starter workspace (three more transition rules) with its example contacts."""
     stages = workspace / "config" / "stages.yaml"
     stages.write_text(stages.read_text(encoding="utf-8") + EXTRA_RULES, encoding="utf-8")
-    opened = Runtime.open(workspace)
-    upgrade(opened.database)
-    run_import(opened, workspace / "examples" / "crm-contacts.csv")
-    yield opened
-    opened.close()
+    with imported_runtime(workspace) as opened:
+        yield opened
 
 
 def contact_in(runtime: Runtime, stage: str, offset: int = 0) -> dict[str, Any]:

@@ -21,19 +21,17 @@ from zoneinfo import ZoneInfo
 import httpx2
 import orjson
 import pytest
-from _support import count_rows, explain, invoke, json_output, replace_once
+from _support import count_rows, explain, imported_runtime, invoke, json_output, replace_once
 from _web import client_for
 from sqlalchemy import func, insert, select, update
 from test_step_runner import MONDAY_MORNING, enroll_one, enrollment, make_runner, sent_rows
 
-from engine.cli.contacts_commands import run_import
 from engine.delivery.memory import MemoryTransport
 from engine.delivery.transport import RetryableError
 from engine.replies.forward import Forwarder
 from engine.replies.model import BouncedAddress, Classification, InboundKind
 from engine.replies.processing import InboundResult, ReplySetup, process_inbound
 from engine.sequences.control import Control, control_enrollments
-from engine.storage import upgrade
 from engine.storage.schema import (
     accounts,
     contacts,
@@ -60,11 +58,8 @@ NOW = ARRIVED + dt.timedelta(seconds=5)
 
 @pytest.fixture
 def runtime(workspace: Path, workspace_database: str) -> Iterator[Runtime]:
-    opened = Runtime.open(workspace)
-    upgrade(opened.database)
-    run_import(opened, workspace / "examples" / "crm-contacts.csv")
-    yield opened
-    opened.close()
+    with imported_runtime(workspace) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -11,16 +11,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from _support import explain, invoke, json_output
+from _support import explain, imported_runtime, invoke, json_output
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from engine.cli.contacts_commands import run_import
 from engine.segments.compiler import SegmentCompiler
 from engine.sequences import enroll, named_contacts, read_only, trigger_candidates
 from engine.sequences.program import compile_program
 from engine.sequences.windows import is_holiday
-from engine.storage import upgrade
 from engine.storage.schema import accounts, contacts, enrollments, messages, stage_history
 from engine.wiring import Runtime
 
@@ -32,11 +30,8 @@ SEQUENCE = "connecting-outreach"
 @pytest.fixture
 def runtime(workspace: Path, workspace_database: str) -> Iterator[Runtime]:
     """The starter workspace with its 2,000 example contacts imported."""
-    opened = Runtime.open(workspace)
-    upgrade(opened.database)
-    run_import(opened, workspace / "examples" / "crm-contacts.csv")
-    yield opened
-    opened.close()
+    with imported_runtime(workspace) as opened:
+        yield opened
 
 
 def plan(workspace: Path, *args: str) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from _support import imported_runtime
 from sqlalchemy import Engine, func, insert, select, update
 
-from engine.cli.contacts_commands import run_import
 from engine.delivery.memory import MemoryTransport
 from engine.delivery.message import OutboundMessage
 from engine.delivery.transport import AmbiguousError, HandOff, PermanentError, RetryableError
@@ -41,11 +41,8 @@ MONDAY_MORNING = dt.datetime(2026, 12, 7, 9, 0, tzinfo=CPH).astimezone(dt.UTC)
 
 @pytest.fixture
 def runtime(workspace: Path, workspace_database: str) -> Iterator[Runtime]:
-    opened = Runtime.open(workspace)
-    upgrade(opened.database)
-    run_import(opened, workspace / "examples" / "crm-contacts.csv")
-    yield opened
-    opened.close()
+    with imported_runtime(workspace) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ from typing import Any
 
 import httpx2
 import pytest
+from _support import imported_runtime
 from _web import NOW, SECRET_KEY, client_for
 from sqlalchemy import insert, select
 
-from engine.cli.contacts_commands import run_import
 from engine.contacts.suppressions import add_suppression
-from engine.storage import upgrade
 from engine.storage.schema import accounts, contacts, enrollments, events, messages, stage_history
 from engine.tracking.tokens import TokenSigner
 from engine.web import create_app
@@ -28,11 +27,8 @@ DANIEL = "daniel.evans@redwateranalytics.com"
 
 @pytest.fixture
 def runtime(workspace: Path, workspace_database: str) -> Iterator[Runtime]:
-    opened = Runtime.open(workspace)
-    upgrade(opened.database)
-    run_import(opened, workspace / "examples" / "crm-contacts.csv")
-    yield opened
-    opened.close()
+    with imported_runtime(workspace) as opened:
+        yield opened
 
 
 @pytest.fixture
