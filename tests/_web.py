@@ -114,3 +114,14 @@ def insert_message(
                 created_at=NOW, updated_at=NOW,
             )
         )  # fmt: skip
+
+
+def webhook_app(engine: Engine, nudges: Nudges, **options: Any) -> FastAPI:
+    """The web app over ``engine`` at ``NOW``, nudging ``nudges``; no webhook configured
+    unless ``options`` say so (``webhook_public_key=``, ``inbound_secret=``, limits)."""
+    from engine.tracking.tokens import TokenSigner
+    from engine.web import create_app
+
+    settings: dict[str, Any] = {"webhook_public_key": None, "inbound_secret": None,
+                                "clock": lambda: NOW, "on_stored": nudges, **options}  # fmt: skip
+    return create_app(engine, TokenSigner(SECRET_KEY), **settings)

@@ -15,12 +15,11 @@ from typing import Any
 
 import httpx2
 import pytest
-from _web import NOW, SECRET_KEY, Nudges, client_for, inbox_rows, migrated_engine
+from _web import Nudges, client_for, inbox_rows, migrated_engine, webhook_app
 from sqlalchemy import Engine
 
-from engine.tracking import TokenSigner
 from engine.tracking.inbox import InboxSource
-from engine.web import create_app, is_multipart_form
+from engine.web import is_multipart_form
 
 PATH = "/webhooks/sendgrid/inbound"
 SECRET = "inbound-secret-Zq8xN3"
@@ -90,14 +89,7 @@ def nudges() -> Nudges:
 
 
 def _app(engine: Engine, nudges: Nudges, **options: Any) -> Any:
-    settings: dict[str, Any] = {
-        "webhook_public_key": None,
-        "inbound_secret": SECRET,
-        "clock": lambda: NOW,
-        "on_stored": nudges,
-        **options,
-    }
-    return create_app(engine, TokenSigner(SECRET_KEY), **settings)
+    return webhook_app(engine, nudges, **{"inbound_secret": SECRET, **options})
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import orjson
 import pytest
-from _web import NOW, SECRET_KEY, Nudges, client_for, inbox_rows, migrated_engine
+from _web import NOW, SECRET_KEY, Nudges, client_for, inbox_rows, migrated_engine, webhook_app
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import Engine
 
@@ -58,14 +58,9 @@ def nudges() -> Nudges:
 
 
 def _app(engine: Engine, nudges: Nudges, **options: Any) -> Any:
-    settings: dict[str, Any] = {
-        "webhook_public_key": SIGNER.public_key_base64,
-        "inbound_secret": None,
-        "clock": lambda: NOW,
-        "on_stored": nudges,
-        **options,
-    }
-    return create_app(engine, TokenSigner(SECRET_KEY), **settings)
+    return webhook_app(
+        engine, nudges, **{"webhook_public_key": SIGNER.public_key_base64, **options}
+    )
 
 
 @pytest.fixture
