@@ -46,6 +46,9 @@ STARTER_CSV = REPO_ROOT / "examples" / "crm-contacts.csv"
 GENERATOR = REPO_ROOT / "examples" / "generate_crm.py"
 
 
+SINK_API_KEY = "SG.sink-tests.0123456789"  # the key the shared ``sink`` fixture accepts
+
+
 def invoke(*args: str | Path, env: Mapping[str, str | None] | None = None) -> Result:
     """Run ``salescycle ARGS`` in process, as a user would type it."""
     return CliRunner().invoke(app, [str(arg) for arg in args], env=env)

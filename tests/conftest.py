@@ -33,6 +33,11 @@ from _services import (
     postgres_available,
     redis_available,
 )
+from _support import SINK_API_KEY
+from _web import Nudges, migrated_engine
+from sqlalchemy import Engine
+
+from engine.devtools import Faults, SendGridSink
 
 POSTGRES_URL_ENV = "SALESCYCLE_TEST_POSTGRES_URL"
 REDIS_URL_ENV = "SALESCYCLE_TEST_REDIS_URL"
@@ -166,3 +171,34 @@ def workspace_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> st
     """Point the settings at the test database (SQLite, then PostgreSQL); return its URL."""
     monkeypatch.setenv("SALESCYCLE_DATABASE_URL", database_url)
     return database_url
+
+
+# --------------------------------------------------------------------------
+# The web app's database and nudges, and a SendGrid sink on loopback (shared suites)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated engine over the test's database (SQLite, then PostgreSQL)."""
+    migrated = migrated_engine(database_url)
+    yield migrated
+    migrated.dispose()
+
+
+@pytest.fixture
+def nudges() -> Nudges:
+    return Nudges()
+
+
+@pytest.fixture(scope="module")
+def running_sink() -> Iterator[SendGridSink]:
+    with SendGridSink(SINK_API_KEY) as sink:
+        yield sink
+
+
+@pytest.fixture
+def sink(running_sink: SendGridSink) -> SendGridSink:
+    """The module's sink, without faults and with nothing recorded yet."""
+    running_sink.set_faults(Faults(), seed=0)
+    running_sink.reset()
+    return running_sink

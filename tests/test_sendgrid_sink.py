@@ -23,7 +23,7 @@ import httpx2
 import orjson
 import pytest
 import sendgrid
-from _support import outbound_message
+from _support import SINK_API_KEY, outbound_message
 from python_http_client.exceptions import (
     TooManyRequestsError,
 )
@@ -35,21 +35,8 @@ from engine.delivery.sendgrid_schema import mail_send_schema, mail_send_validato
 from engine.devtools import Faults, SendGridSink
 from engine.errors import ConfigurationError
 
-API_KEY = "SG.sink-tests.0123456789"
+API_KEY = SINK_API_KEY
 AUTHORIZED = {"Authorization": f"Bearer {API_KEY}"}
-
-
-@pytest.fixture(scope="module")
-def running_sink() -> Iterator[SendGridSink]:
-    with SendGridSink(API_KEY) as sink:
-        yield sink
-
-
-@pytest.fixture
-def sink(running_sink: SendGridSink) -> SendGridSink:
-    running_sink.set_faults(Faults(), seed=0)
-    running_sink.reset()
-    return running_sink
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from _support import outbound_message
+from _support import SINK_API_KEY, outbound_message
 
 from engine.delivery import (
     Address,
@@ -31,20 +31,7 @@ from engine.delivery.sendgrid import retry_after
 from engine.devtools import Faults, SendGridSink
 from engine.errors import ConfigurationError
 
-API_KEY = "SG.transport-tests.0123456789"
-
-
-@pytest.fixture(scope="module")
-def running_sink() -> Iterator[SendGridSink]:
-    with SendGridSink(API_KEY) as sink:
-        yield sink
-
-
-@pytest.fixture
-def sink(running_sink: SendGridSink) -> SendGridSink:
-    running_sink.set_faults(Faults(), seed=0)
-    running_sink.reset()
-    return running_sink
+API_KEY = SINK_API_KEY
 
 
 @pytest.fixture

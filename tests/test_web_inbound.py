@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from _web import Nudges, client_for, inbox_rows, migrated_engine, webhook_app
+from _web import Nudges, client_for, inbox_rows, webhook_app
 from sqlalchemy import Engine
 
 from engine.tracking.inbox import InboxSource
@@ -74,18 +74,6 @@ def _parsed_form() -> dict[str, Any]:
             "attachment1": ("tilbud.pdf", b"%PDF-1.4\n" + bytes(range(256)), "application/pdf")
         },
     }
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = migrated_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def nudges() -> Nudges:
-    return Nudges()
 
 
 def _app(engine: Engine, nudges: Nudges, **options: Any) -> Any:

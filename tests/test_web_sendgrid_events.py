@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import orjson
 import pytest
-from _web import NOW, SECRET_KEY, Nudges, client_for, inbox_rows, migrated_engine, webhook_app
+from _web import NOW, SECRET_KEY, Nudges, client_for, inbox_rows, webhook_app
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import Engine
 
@@ -43,18 +43,6 @@ def _mail(recipients: int = 2) -> AcceptedMail:
 
 def _events(recipients: int = 2, kinds: tuple[str, ...] = ("delivered", "open")) -> Any:
     return events_for(_mail(recipients), kinds, NOW, random.Random(7))
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = migrated_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def nudges() -> Nudges:
-    return Nudges()
 
 
 def _app(engine: Engine, nudges: Nudges, **options: Any) -> Any:

@@ -71,11 +71,6 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def nudges() -> Nudges:
-    return Nudges()
-
-
-@pytest.fixture
 def client(engine: Engine, nudges: Nudges) -> Iterator[httpx2.Client]:
     app = create_app(engine, SIGNER, webhook_public_key=None, inbound_secret=None,
                      clock=lambda: NOW, on_stored=nudges)  # fmt: skip
