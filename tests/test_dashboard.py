@@ -18,6 +18,7 @@ from engine.clock import utc_now
 from engine.contacts.suppressions import add_suppression
 from engine.sequences import enroll, named_contacts
 from engine.storage.schema import contacts, enrollments, events, messages, stage_history
+from engine.tracking.outcomes import refresh_outcomes
 from engine.tracking.tokens import TokenSigner
 from engine.web import create_app
 from engine.web.dashboard import dashboard_setup
@@ -312,3 +313,4 @@ def insert_event(
         provider="sendgrid", kind=kind, message_id=message_id, contact_id=contact_id,
         occurred_at=NOW, machine=machine and kind == "opened", detail={}, created_at=NOW,
     ))  # fmt: skip
+    refresh_outcomes(connection, [message_id])  # as record_events does

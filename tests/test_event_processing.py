@@ -35,6 +35,8 @@ from engine.devtools import AcceptedMail, events_for
 from engine.segments.compiler import SegmentCompiler
 from engine.sequences.records import RunOutcome
 from engine.sequences.scheduler import Scheduler
+from engine.stages import StageChange, record_stage_changes
+from engine.stages.history import rebuild_stage_intervals
 from engine.storage import upgrade
 from engine.storage.schema import (
     contacts,
@@ -47,8 +49,10 @@ from engine.storage.schema import (
 )
 from engine.tracking.events import TrackingEvent
 from engine.tracking.inbox import InboxSource, store_raw
+from engine.tracking.outcomes import OUTCOME_BITS, fill_exit_stages, refresh_outcomes
 from engine.tracking.processing import Recorded, record_events
 from engine.tracking.replay import InboxProcessor, pending_ids
+from engine.vocabulary import StageCause
 from engine.wiring import Runtime
 
 NOW = dt.datetime(2026, 3, 3, 12, 0, tzinfo=dt.UTC)
@@ -597,3 +601,66 @@ def test_a_rule_for_one_sequence_moves_only_on_that_sequences_messages(
     assert report.stage_changes == 1
     assert stage_of(runtime, ours["id"]) == "negotiation"
     assert stage_of(runtime, other["id"]) == "pitching"
+
+
+# the report columns ---------------------------------------------------------------------
+
+
+def report_columns(runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:
+    """What the engine keeps for the reports as it writes, row by row."""
+    with runtime.database.connect() as connection:
+        h, m, e = stage_history.c, messages.c, events.c
+        queries = {
+            "stage_history": select(h.id, h.owner_id, h.left_at, h.next_stage).order_by(h.id),
+            "messages": select(m.id, m.outcomes, m.reply_intent).order_by(m.id),
+            "events": select(e.id, e.contact_stage).order_by(e.id),
+        }
+        return {name: [tuple(r) for r in connection.execute(q)] for name, q in queries.items()}
+
+
+def test_the_report_columns_kept_while_recording_equal_a_rebuild_from_the_rows(
+    runtime: Runtime,
+) -> None:
+    contact = contact_in(runtime, "connecting")
+    message = add_message(runtime, contact, "rpt0000000000001")
+    at = SENT + dt.timedelta(hours=1)
+    delivered, opened, booked = sendgrid(message, ["delivered", "open", "click"], at, seed=5)
+    booked["url"] = LINKS[1]["url"]
+    record(runtime, parsed([delivered, opened, a_minute_later(booked)]))
+    (scanned,) = sendgrid(message, ["click"], at, seed=6)  # every link within 10 s: a machine
+    scanned.update(url=LINKS[0]["url"], timestamp=booked["timestamp"] + 3)
+    (unsubscribed,) = sendgrid(message, ["unsubscribe"], at + dt.timedelta(hours=1), seed=7)
+    record(runtime, parsed([scanned, unsubscribed]), NOW + dt.timedelta(minutes=5))
+    with runtime.database.begin() as connection:  # two changes of one contact in one call
+        changes = [StageChange(contact["id"], "qualification", "pitching"),
+                   StageChange(contact["id"], "pitching", "negotiation")]  # fmt: skip
+        record_stage_changes(connection, changes, StageCause.MANUAL, NOW + dt.timedelta(hours=1))
+
+    kept = report_columns(runtime)
+    with runtime.database.begin() as connection:
+        rebuild_stage_intervals(connection)
+        refresh_outcomes(connection)
+        fill_exit_stages(connection)
+
+    assert report_columns(runtime) == kept
+    [(_, outcomes, intent)] = [row for row in kept["messages"] if row[0] == message_id(runtime)]
+    assert {name for name, bit in OUTCOME_BITS.items() if outcomes & bit} == {
+        "delivered", "opened", "unsubscribed"  # the booking click was a scanner's after all
+    }  # fmt: skip
+    assert intent is None
+    assert [stage for _, stage in kept["events"] if stage] == ["qualification"]
+    with runtime.database.connect() as connection:
+        h = stage_history.c
+        query = select(h.to_stage, h.next_stage, h.left_at, h.owner_id).order_by(h.id)
+        mine = [tuple(r) for r in connection.execute(query.where(h.contact_id == contact["id"]))]
+    assert [(to, following) for to, following, _, _ in mine[-3:]] == [
+        ("qualification", "pitching"), ("pitching", "negotiation"), ("negotiation", None),
+    ]  # fmt: skip
+    assert mine[-3][2] == mine[-2][2] == NOW + dt.timedelta(hours=1) and mine[-1][2] is None
+    assert {owner for *_, owner in mine} == {contact["owner_id"]}
+
+
+def message_id(runtime: Runtime) -> int:
+    with runtime.database.connect() as connection:
+        query = select(messages.c.id).where(messages.c.public_id == "rpt0000000000001")
+        return int(connection.execute(query).scalar_one())

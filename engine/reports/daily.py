@@ -14,7 +14,7 @@ from engine.storage.schema import events, messages
 
 @dataclass(frozen=True)
 class DailyCount:
-    """Sequence messages sent on a day, and replies to sequence messages received that day."""
+    """Sequence messages sent on a day, and replies to them received that day."""
 
     day: date
     sent: int
@@ -29,11 +29,13 @@ def daily_counts(connection: Connection, scope: Scope) -> list[DailyCount]:
     reply_day = utc_day(dialect, events.c.occurred_at).label("day")
     replies = (
         select(reply_day, func.count())
-        .select_from(events.join(messages, events.c.message_id == messages.c.id))
-        .where(events.c.kind == "replied", *scope.period(events.c.occurred_at))
-        .where(*_all_time(scope).message())
+        .where(events.c.kind == "replied", events.c.message_id.is_not(None))
+        .where(*scope.period(events.c.occurred_at))
         .group_by(reply_day)
     )
+    if scope.owner_id is not None or scope.sequence is not None:
+        answered = select(messages.c.id).where(*_all_time(scope).message())
+        replies = replies.where(events.c.message_id.in_(answered))
     days: dict[date, list[int]] = {}
     for day, n in connection.execute(sent):
         days.setdefault(_as_date(day), [0, 0])[0] = int(n)

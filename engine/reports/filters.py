@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, select, union
 
 from engine.errors import SalescycleError
-from engine.storage.schema import contacts, enrollments, messages, owners
+from engine.storage.schema import contacts, enrollments, messages, owners, stage_history
 
 
 class ReportFilterError(SalescycleError):
@@ -59,12 +59,22 @@ class Scope:
         if self.owner_id is not None:
             mine = select(contacts.c.id).where(contacts.c.owner_id == self.owner_id)
             clauses.append(contact_id.in_(mine))
-        if self.sequence is not None:
-            enrolled = select(enrollments.c.contact_id).where(
-                enrollments.c.sequence == self.sequence
-            )
-            clauses.append(contact_id.in_(enrolled))
-        return clauses
+        return clauses + self._enrolled(contact_id)
+
+    def history(self) -> list[ColumnElement[bool]]:
+        """Stage history rows of the owner (the one when the stage was entered) and of
+        contacts ever enrolled in the sequence."""
+        h = stage_history.c
+        clauses: list[ColumnElement[bool]] = []
+        if self.owner_id is not None:
+            clauses.append(h.owner_id == self.owner_id)
+        return clauses + self._enrolled(h.contact_id)
+
+    def _enrolled(self, contact_id: Any) -> list[ColumnElement[bool]]:
+        if self.sequence is None:
+            return []
+        enrolled = select(enrollments.c.contact_id).where(enrollments.c.sequence == self.sequence)
+        return [contact_id.in_(enrolled)]
 
     def message(self) -> list[ColumnElement[bool]]:
         """Sent sequence messages in the period, of the owner's contacts and the sequence."""

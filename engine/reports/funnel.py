@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import Connection, and_, case, func, literal, or_, select, union_all
 
 from engine.reports.filters import Scope
-from engine.reports.timeline import timeline
 from engine.stages import Pipeline
-from engine.storage.schema import contacts, events, stage_history, suppressions
+from engine.storage.schema import contacts, events, stage_history
 from engine.vocabulary import StageKind
 
 EXIT_REASONS = ("lost", "unsubscribed", "complained", "bounced")
@@ -20,8 +19,8 @@ NO_STAGE = "(none)"
 
 @dataclass(frozen=True)
 class FunnelStage:
-    """One stage: contacts in it now, contacts who entered it in the period, and of those,
-    how many entered a later (not lost) stage afterwards."""
+    """One stage: contacts in it now, entries into it in the period, and of those, how many
+    moved on next to a later stage that is not a lost one (conversion to the next stage)."""
 
     stage: str
     name: str
@@ -92,25 +91,39 @@ def _now_counts(connection: Connection, scope: Scope) -> dict[str, int]:
 def _entries(
     connection: Connection, pipeline: Pipeline, scope: Scope
 ) -> dict[str, tuple[int, int]]:
-    t = timeline(pipeline, scope)
-    moved_on = case((t.c.later_pos > t.c.pos, t.c.contact_id))
+    """Entries per stage in the period, and of those, how many next went further on (to a
+    later stage that is not a lost one)."""
+    h = stage_history.c
     query = (
-        select(t.c.stage, func.count(t.c.contact_id.distinct()), func.count(moved_on.distinct()))
-        .where(*scope.period(t.c.entered_at))
-        .group_by(t.c.stage)
+        select(h.to_stage, h.next_stage, func.count())
+        .where(*scope.period(h.changed_at), *scope.history())
+        .group_by(h.to_stage, h.next_stage)
     )
-    return {stage: (int(n), int(m)) for stage, n, m in connection.execute(query)}
+    position = {s.id: s.position for s in pipeline.stages}
+    lost = {s.id for s in pipeline.stages if s.kind is StageKind.LOST}
+    counts: dict[str, tuple[int, int]] = {}
+    for stage, following, n in connection.execute(query):
+        went_on = (
+            following is not None
+            and following not in lost
+            and (position.get(following, -1) > position.get(stage, -1))
+        )
+        entered, moved_on = counts.get(stage, (0, 0))
+        counts[stage] = (entered + int(n), moved_on + (int(n) if went_on else 0))
+    return counts
 
 
 def _exits(connection: Connection, pipeline: Pipeline, scope: Scope) -> tuple[Exit, ...]:
-    h, e, s = stage_history.c, events.c, suppressions.c
+    """Contacts per reason and stage left from: entries into a lost stage (from the stage
+    before), and exit events (from the stage the contact was in), the first of each."""
+    h, e = stage_history.c, events.c
     lost = [st.id for st in pipeline.stages if st.kind is StageKind.LOST]
-    from_history = select(h.contact_id, literal("lost").label("reason"), h.changed_at.label("at"))
-    from_history = from_history.where(
-        h.to_stage.in_(lost), *scope.period(h.changed_at), *scope.contact(h.contact_id)
-    )
+    from_history = select(
+        h.contact_id, literal("lost").label("reason"), h.changed_at.label("at"),
+        h.from_stage.label("stage"),
+    ).where(h.to_stage.in_(lost), *scope.period(h.changed_at), *scope.history())  # fmt: skip
     reason = case((e.kind == "bounced", literal("bounced")), else_=e.kind)
-    from_events = select(e.contact_id, reason, e.occurred_at).where(
+    from_events = select(e.contact_id, reason, e.occurred_at, e.contact_stage).where(
         e.contact_id.is_not(None),
         or_(
             e.kind.in_(("unsubscribed", "complained")),
@@ -119,38 +132,21 @@ def _exits(connection: Connection, pipeline: Pipeline, scope: Scope) -> tuple[Ex
         *scope.period(e.occurred_at),
         *scope.contact(e.contact_id),
     )
-    from_suppressions = (
-        select(contacts.c.id, s.reason, s.created_at)
-        .join(contacts, contacts.c.email == s.email)
-        .where(s.reason.in_(EXIT_REASONS), *scope.period(s.created_at))
-        .where(*scope.contact(contacts.c.id))
-    )
-    every = union_all(from_history, from_events, from_suppressions).subquery()
-    first = (
-        select(every.c.contact_id, every.c.reason, func.min(every.c.at).label("at"))
-        .group_by(every.c.contact_id, every.c.reason)
-        .subquery()
-    )
-    located = select(
-        first.c.reason,
-        func.coalesce(_stage_before(first.c.contact_id, first.c.at), NO_STAGE).label("stage"),
+    every = union_all(from_history, from_events).subquery()
+    first = select(
+        every.c.reason,
+        every.c.stage,
+        func.row_number()
+        .over(partition_by=(every.c.contact_id, every.c.reason), order_by=every.c.at)
+        .label("nth"),
     ).subquery()
-    query = select(located.c.reason, located.c.stage, func.count()).group_by(
-        located.c.reason, located.c.stage
+    stage = func.coalesce(first.c.stage, NO_STAGE)
+    query = (
+        select(first.c.reason, stage, func.count())
+        .where(first.c.nth == 1)
+        .group_by(first.c.reason, stage)
     )
     order = {stage: i for i, stage in enumerate(pipeline.ids)}
     rows = [Exit(r, st, int(n)) for r, st, n in connection.execute(query)]
     rows.sort(key=lambda x: (EXIT_REASONS.index(x.reason), order.get(x.stage, len(order)), x.stage))
     return tuple(rows)
-
-
-def _stage_before(contact_id: Any, at: Any) -> ColumnElement[str]:
-    """The stage a contact was in just before ``at``."""
-    before = stage_history.alias("before")
-    return (
-        select(before.c.to_stage)
-        .where(before.c.contact_id == contact_id, before.c.changed_at < at)
-        .order_by(before.c.changed_at.desc(), before.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )

@@ -1,4 +1,5 @@
-"""Sequence steps: what became of the messages sent, counted per message, not per event."""
+"""Sequence steps: what became of the messages sent, counted per message, not per event
+(from the outcomes ``record_events`` keeps on each message row)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,13 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, func, select
+from sqlalchemy import Connection, case, func, select
 
 from engine.reports.filters import Scope
-from engine.storage.schema import events, messages
+from engine.storage.schema import messages
+from engine.tracking.outcomes import OUTCOMES, has_outcome
 
-UNCLASSIFIED = "unclassified"
-# outcome -> the events that mark a message with it (opens and clicks by people only)
-OUTCOMES: dict[str, ColumnElement[bool]] = {
-    "delivered": events.c.kind == "delivered",
-    "opened": (events.c.kind == "opened") & events.c.machine.is_(False),
-    "bot_opened": (events.c.kind == "opened") & events.c.machine.is_(True),
-    "clicked": (events.c.kind == "clicked") & events.c.machine.is_(False),
-    "replied": events.c.kind == "replied",
-    "auto_replied": events.c.kind == "auto_replied",
-    "bounced": events.c.kind == "bounced",
-    "unsubscribed": events.c.kind == "unsubscribed",
-    "complained": events.c.kind == "complained",
-}
+_REPLIED = list(OUTCOMES).index("replied")
 
 
 @dataclass(frozen=True)
@@ -65,18 +55,23 @@ class StepStats:
 def variant_stats(connection: Connection, scope: Scope) -> list[StepStats]:
     """One row per sequence, step and variant, in sequence order then first sending."""
     m = messages.c
-    keys = (m.sequence, m.step_id, m.variant)
-    sent = select(*keys, func.count(), func.min(m.sent_at)).where(*scope.message()).group_by(*keys)
-    stats = {
-        (seq, step or "", variant): StepStats(seq, step or "", variant, int(n), first_sent=first)
-        for seq, step, variant, n, first in connection.execute(sent)
-    }
-    for key, counts in _outcomes(connection, scope).items():
-        if key in stats:
-            stats[key] = replace(stats[key], **counts)  # type: ignore[arg-type]
-    for key, intents in _intents(connection, scope).items():
-        if key in stats:
-            stats[key] = replace(stats[key], intents=intents)
+    keys = (m.sequence, m.step_id, m.variant, m.reply_intent)
+    counts = [func.sum(case((has_outcome(m.outcomes, name), 1), else_=0)) for name in OUTCOMES]
+    query = (
+        select(*keys, func.count(), func.min(m.sent_at), *counts)
+        .where(*scope.message())
+        .group_by(*keys)
+    )
+    stats: dict[tuple[str, str, str | None], StepStats] = {}
+    for seq, step, variant, intent, n, first, *outcomes in connection.execute(query):
+        key = (seq, step or "", variant)
+        row = StepStats(
+            seq, step or "", variant, int(n),
+            **{name: int(c or 0) for name, c in zip(OUTCOMES, outcomes, strict=True)},
+            intents={intent: int(outcomes[_REPLIED])} if intent is not None else {},
+            first_sent=first,
+        )  # fmt: skip
+        stats[key] = _added(stats[key], row) if key in stats else row
     step_first: dict[tuple[str, str], str] = {}
     for row in stats.values():
         first = row.first_sent.isoformat() if row.first_sent else ""
@@ -94,55 +89,17 @@ def step_totals(rows: Iterable[StepStats]) -> list[StepStats]:
     steps: dict[tuple[str, str], StepStats] = {}
     for row in rows:
         key = (row.sequence, row.step)
-        if key not in steps:
-            steps[key] = replace(row, variant=None)
-            continue
-        total = steps[key]
-        intents = {
-            k: total.intents.get(k, 0) + row.intents.get(k, 0) for k in total.intents | row.intents
-        }
-        counts = {o: getattr(total, o) + getattr(row, o) for o in ("sent", *OUTCOMES)}
-        steps[key] = replace(total, **counts, intents=intents)
+        total = steps.get(key)
+        steps[key] = replace(row, variant=None) if total is None else _added(total, row)
     return list(steps.values())  # in the order of ``rows``
 
 
-def _outcomes(
-    connection: Connection, scope: Scope
-) -> dict[tuple[str, str, str | None], dict[str, int]]:
-    m = messages.c
-    keys = (m.sequence, m.step_id, m.variant)
-    flags = [func.max(case((cond, 1), else_=0)).label(name) for name, cond in OUTCOMES.items()]
-    per_message = (
-        select(*keys, *flags)
-        .select_from(events.join(messages, events.c.message_id == m.id))
-        .where(*scope.message())
-        .group_by(m.id, *keys)
-        .subquery()
-    )
-    p = per_message.c
-    query = select(
-        p.sequence, p.step_id, p.variant, *(func.sum(p[name]) for name in OUTCOMES)
-    ).group_by(p.sequence, p.step_id, p.variant)
-    return {
-        (seq, step or "", variant): {
-            name: int(n or 0) for name, n in zip(OUTCOMES, counts, strict=True)
-        }
-        for seq, step, variant, *counts in connection.execute(query)
+def _added(total: StepStats, row: StepStats) -> StepStats:
+    """``total`` with ``row``'s messages added; the earlier first sending."""
+    intents = {
+        k: total.intents.get(k, 0) + row.intents.get(k, 0)
+        for k in sorted(total.intents | row.intents)
     }
-
-
-def _intents(
-    connection: Connection, scope: Scope
-) -> dict[tuple[str, str, str | None], dict[str, int]]:
-    m = messages.c
-    intent = func.coalesce(events.c.detail["intent"].as_string(), UNCLASSIFIED)
-    query = (
-        select(m.sequence, m.step_id, m.variant, intent, func.count(m.id.distinct()))
-        .select_from(events.join(messages, events.c.message_id == m.id))
-        .where(events.c.kind == "replied", *scope.message())
-        .group_by(m.sequence, m.step_id, m.variant, intent)
-    )
-    found: dict[tuple[str, str, str | None], dict[str, int]] = {}
-    for seq, step, variant, name, n in connection.execute(query):
-        found.setdefault((seq, step or "", variant), {})[name] = int(n)
-    return {key: dict(sorted(v.items())) for key, v in found.items()}
+    counts = {o: getattr(total, o) + getattr(row, o) for o in ("sent", *OUTCOMES)}
+    firsts = [t for t in (total.first_sent, row.first_sent) if t is not None]
+    return replace(total, **counts, intents=intents, first_sent=min(firsts, default=None))

@@ -9,13 +9,17 @@ instants) is looked up once, and the driver gets plain tuples or dicts.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, update
+from sqlalchemy import Connection, Integer, Select, String, Table, any_, bindparam, literal, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.elements import ColumnElement
+
+SQLITE_IN_LIST = 900  # values per IN list: SQLite's default limit is 999 parameters
 
 
 def execute_many(
@@ -60,6 +64,20 @@ def update_rows(
             .values({column: bindparam(f"new_{column}") for column in columns})
         )
         execute_many(connection, statement, rows)
+
+
+def in_chunks(dialect: str, column: Any, values: Collection[Any]) -> Iterator[ColumnElement[bool]]:
+    """``column`` is one of ``values`` (sorted, so concurrent writers lock rows in one order):
+    one array on PostgreSQL, IN lists of a size SQLite takes elsewhere; nothing if empty."""
+    ordered = sorted(values, key=str)
+    if not ordered:
+        return
+    if dialect == "postgresql":
+        kind = Integer if isinstance(column.type, Integer) else String
+        yield column == any_(literal(ordered, ARRAY(kind)))
+        return
+    for start in range(0, len(ordered), SQLITE_IN_LIST):
+        yield column.in_(ordered[start : start + SQLITE_IN_LIST])
 
 
 def _remembering(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -97,6 +97,11 @@ stage_history = Table(
     Column("cause", String(32), nullable=False),
     Column("detail", Text, nullable=True),
     Column("changed_at", UTCDateTime, nullable=False),
+    # kept by record_stage_changes for the reports: the owner when the stage was entered,
+    # and the next change (NULL while the contact is still in the stage)
+    Column("owner_id", ForeignKey("owners.id", ondelete="SET NULL"), nullable=True),
+    Column("left_at", UTCDateTime, nullable=True),
+    Column("next_stage", String(64), nullable=True),
     Index(None, "contact_id", "changed_at"),
     Index(None, "to_stage", "changed_at"),
 )
@@ -158,6 +163,10 @@ messages = Table(
     Column("sent_at", UTCDateTime, nullable=True),
     # [{"url": ..., "tag": ...}]: a click token may only redirect to one of these
     Column("links", json_type(), nullable=True),
+    # kept by record_events for the reports: what became of the message (OUTCOME_BITS) and
+    # the intent of its latest reply
+    Column("outcomes", Integer, nullable=False, server_default=text("0")),
+    Column("reply_intent", String(32), nullable=True),
     *_timestamps(),
     Index(None, "contact_id", "created_at"),
     Index(None, "enrollment_id"),
@@ -182,6 +191,8 @@ events = Table(
     Column("machine", Boolean, nullable=False, server_default=text("false")),
     Column("reject_reason", String(64), nullable=True),
     Column("detail", json_type(), nullable=False),
+    # the contact's stage when an exit (unsubscribe, complaint, bounce) was recorded
+    Column("contact_stage", String(64), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("provider", "provider_event_id"),
     Index(None, "contact_id", "kind", "occurred_at"),

@@ -20,18 +20,18 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Integer, String, any_, func, literal, select, update
+from sqlalchemy import Connection, func, literal, select, update
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.elements import ColumnElement
 
 from engine.contacts.suppressions import add_suppressions
 from engine.sequences.records import MessageStatus
 from engine.stages.pipeline import Pipeline
 from engine.stages.transitions import StageTrigger, apply_transitions
+from engine.storage.bulk import in_chunks
 from engine.storage.schema import contacts, enrollments, events, messages
 from engine.tracking.bots import BotRules, MessageFacts, StoredClick, flag_machines
 from engine.tracking.events import RejectReason, TrackingEvent
+from engine.tracking.outcomes import EXIT_KINDS, refresh_outcomes
 from engine.vocabulary import EnrollmentStatus, EventKind
 
 # Events that show the provider had the message (or its recipient saw it).
@@ -55,7 +55,6 @@ _SUPPRESSION_REASONS = {
     RejectReason.UNSUBSCRIBED: "unsubscribed",
     RejectReason.COMPLAINED: "complained",
 }
-_CHUNK = 900  # ids per IN list on SQLite
 
 
 @dataclass
@@ -122,6 +121,10 @@ def record_events(
     contact_ids = _contact_ids(connection, resolved, found)
     new = _insert(connection, resolved, found, contact_ids, now)
     _flag_stored(connection, flagged.stored)
+    touched = {n.message.id for n in new if n.message is not None}
+    if flagged.stored:
+        touched |= {m.id for e in resolved if (m := _message_of(e, found)) is not None}
+    refresh_outcomes(connection, touched)
     report = Recorded(
         received=len(batch),
         new=len(new),
@@ -269,13 +272,17 @@ def _insert(
     """Insert every event; the ones that were new (a repeat's row is not returned)."""
     if not batch:
         return []
-    rows, about = [], {}
+    about = {}
     # in key order, so two workers inserting the same events lock them in the same order
     for event in sorted(batch, key=lambda e: (e.provider, e.provider_event_id)):
         message = _message_of(event, found)
         contact_id = message.contact_id if message else contact_ids.get(event.recipient or "")
         about[(event.provider, event.provider_event_id)] = _New(event, 0, message, contact_id)
-        rows.append(_row(event, message, contact_id, now))
+    stages = _exit_stages(connection, about.values())
+    rows = [
+        _row(n.event, n.message, n.contact_id, stages.get(n.contact_id or 0), now)
+        for n in about.values()
+    ]
     if connection.dialect.name == "postgresql":
         inserted = _insert_as_json(connection, rows)
     else:
@@ -298,7 +305,8 @@ def _insert(
 _COLUMNS = {"provider": "varchar", "provider_event_id": "varchar", "kind": "varchar",
             "message_id": "int", "contact_id": "int", "occurred_at": "timestamptz",
             "url": "text", "link_tag": "varchar", "machine": "bool", "reject_reason": "varchar",
-            "detail": "jsonb", "created_at": "timestamptz"}  # fmt: skip
+            "detail": "jsonb", "contact_stage": "varchar",
+            "created_at": "timestamptz"}  # fmt: skip
 _NAMES = ", ".join(_COLUMNS)
 _JSON_INSERT = (
     f"INSERT INTO events ({_NAMES}) SELECT {_NAMES} FROM jsonb_to_recordset(%s::jsonb) AS "
@@ -332,8 +340,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _exit_stages(connection: Connection, items: Iterable[_New]) -> dict[int, str]:
+    """The current stage of the contacts the exit events among ``items`` are about."""
+    wanted = {n.contact_id for n in items if n.event.kind in EXIT_KINDS and n.contact_id}
+    query = select(contacts.c.id, contacts.c.stage)
+    return {int(r.id): str(r.stage) for r in _in_chunks(connection, query, contacts.c.id, wanted)}
+
+
 def _row(
-    event: TrackingEvent, message: _Message | None, contact_id: int | None, now: dt.datetime
+    event: TrackingEvent,
+    message: _Message | None,
+    contact_id: int | None,
+    stage: str | None,
+    now: dt.datetime,
 ) -> dict[str, Any]:
     detail = {
         "message": event.message_id,
@@ -358,6 +377,7 @@ def _row(
         "machine": event.machine,
         "reject_reason": event.reject_reason.value if event.reject_reason else None,
         "detail": {**{k: v for k, v in detail.items() if v is not None}, "raw": event.raw},
+        "contact_stage": stage if event.kind in EXIT_KINDS else None,
         "created_at": now,
     }
 
@@ -446,15 +466,6 @@ def _trigger(item: _New) -> StageTrigger:
 
 
 def _in_chunks(connection: Connection, query: Any, column: Any, values: set[Any]) -> Iterator[Any]:
-    """Rows of ``query`` where ``column`` is one of ``values``: one array on PostgreSQL,
-    IN lists of a size SQLite takes elsewhere."""
-    if not values:
-        return
-    ordered = sorted(values, key=str)
-    if connection.dialect.name == "postgresql":
-        kind = Integer if isinstance(column.type, Integer) else String
-        condition: ColumnElement[bool] = column == any_(literal(ordered, ARRAY(kind)))
+    """Rows of ``query`` where ``column`` is one of ``values``."""
+    for condition in in_chunks(connection.dialect.name, column, values):
         yield from connection.execute(query.where(condition))
-        return
-    for start in range(0, len(ordered), _CHUNK):
-        yield from connection.execute(query.where(column.in_(ordered[start : start + _CHUNK])))
