@@ -255,7 +255,7 @@ def figures(results: list[dict[str, Any]]) -> list[common.Figure]:
         rows.append(_seconds(f"baseline: count(*) of events, {label}", base, f"{base:.3f} s"))
         on_pg = label == "PostgreSQL"
         target = f"<= {TARGET_S:.0f} s" if on_pg else "-"
-        status = ("pass" if full <= TARGET_S else "short") if on_pg else "-"
+        status = ("PASS" if full <= TARGET_S else "SHORT") if on_pg else "-"
         rows.append(_seconds(f"full report, {label} ({size})", full, f"{full:.3f} s", target,
                              full / base, f"{full / base:.1f}x", status))  # fmt: skip
         for name, seconds in r["sections_s"].items():

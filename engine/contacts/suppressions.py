@@ -56,8 +56,18 @@ def suppressed_among(connection: Connection, emails: Iterable[str]) -> set[str]:
 
 def erased_among(connection: Connection, emails: Iterable[str]) -> set[str]:
     """Which of ``emails`` (lower-cased) belong to people who asked to be erased."""
+    if not _any_erased(connection):  # the usual case: no hashing, no lookups
+        return set()
     by_hash = {hashed_email(email): email.strip().lower() for email in emails}
     return {by_hash[key] for key in _stored_keys(connection, by_hash)}
+
+
+def _any_erased(connection: Connection) -> bool:
+    """Whether anyone was erased: a range of the email index (hashes share a prefix)."""
+    email = suppressions.c.email
+    after_prefix = HASH_PREFIX[:-1] + chr(ord(HASH_PREFIX[-1]) + 1)
+    query = select(email).where(email >= HASH_PREFIX, email < after_prefix).limit(1)
+    return connection.execute(query).first() is not None
 
 
 def _stored_keys(connection: Connection, keys: Collection[str]) -> set[str]:

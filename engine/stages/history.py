@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from engine.crm_outbox import CrmEventKind, enqueue_many
-from engine.storage.bulk import execute_many, in_chunks
+from engine.storage.bulk import execute_many
 from engine.storage.schema import contacts, stage_history
 from engine.vocabulary import StageCause
 
@@ -47,7 +47,6 @@ def record_stage_changes(
     concurrent changes of one contact."""
     if not changes:
         return
-    owners = _owners(connection, {change.contact_id for change in changes})
     rows: list[dict[str, Any]] = []
     last: dict[int, dict[str, Any]] = {}  # a contact's latest row in this batch
     closing: list[dict[str, Any]] = []
@@ -59,9 +58,7 @@ def record_stage_changes(
             "cause": cause.value,
             "detail": change.detail,
             "changed_at": at,
-            "owner_id": owners.get(change.contact_id),
-            "left_at": None,
-            "next_stage": None,
+            "owner_of": change.contact_id,
         }
         earlier = last.get(change.contact_id)
         if earlier is not None:
@@ -77,7 +74,12 @@ def record_stage_changes(
         .values(left_at=bindparam("at"), next_stage=bindparam("next"))
     )
     execute_many(connection, close, closing)
-    execute_many(connection, insert(stage_history), rows)
+    owner_now = select(contacts.c.owner_id).where(contacts.c.id == bindparam("owner_of"))
+    statement = insert(stage_history).values(owner_id=owner_now.scalar_subquery())
+    # rows closed within this batch have two more columns: one statement per shape, the
+    # closed ones first, so that each contact's rows keep their recorded (id) order
+    execute_many(connection, statement, [row for row in rows if "left_at" in row])
+    execute_many(connection, statement, [row for row in rows if "left_at" not in row])
     if cause not in NOT_SENT_TO_CRM:
         payloads = [(change.contact_id, _crm_payload(change, cause)) for change in changes]
         enqueue_many(connection, CrmEventKind.STAGE_CHANGED, payloads, at)
@@ -112,14 +114,6 @@ def rebuild_stage_intervals(connection: Connection) -> None:
         )
         .values(left_at=d.left_at, next_stage=d.next_stage, owner_id=d.owner_id)
     )
-
-
-def _owners(connection: Connection, contact_ids: set[int]) -> dict[int, int | None]:
-    query = select(contacts.c.id, contacts.c.owner_id)
-    found: dict[int, int | None] = {}
-    for condition in in_chunks(connection.dialect.name, contacts.c.id, contact_ids):
-        found.update((int(i), o) for i, o in connection.execute(query.where(condition)))
-    return found
 
 
 def _crm_payload(change: StageChange, cause: StageCause) -> dict[str, str | None]:
